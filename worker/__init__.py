@@ -1,0 +1,1 @@
+"""The publishing side of Herald: content, rendering, delivery and the `herald` command."""

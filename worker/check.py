@@ -1,0 +1,170 @@
+"""`herald check`: every mistake in content and templates, as `file:line: message`, before anything is sent.
+
+It loads every item, parses every template, lints the MJML, renders every (item, edition, message)
+with StrictUndefined, and inspects the HTML a recipient would get.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, replace
+from html.parser import HTMLParser
+from pathlib import Path
+
+import jinja2
+
+from worker.content import CEDILLAS, Item, find_items, load_item
+from worker.i18n import load_catalogues
+from worker.mjml_lint import lint_mjml
+from worker.problems import ContentInvalid, Problem
+from worker.render import EDITIONS, MESSAGES, Renderer, sample_recipient
+from worker.settings import Settings
+
+GMAIL_CLIP_BYTES = 102 * 1024
+
+
+@dataclass(frozen=True)
+class Targets:
+    content: list[Path]
+    templates_dir: Path
+
+
+def is_templates_dir(path: Path) -> bool:
+    return path.is_dir() and (path / "base.mjml.j2").is_file()
+
+
+def split_targets(paths: list[Path], settings: Settings) -> Targets:
+    """Template folders among `paths` replace the configured one; the rest are content."""
+    templates = [path for path in paths if is_templates_dir(path)]
+    content = [path for path in paths if not is_templates_dir(path)]
+    return Targets(content=content or [settings.content_dir],
+                   templates_dir=templates[-1] if templates else settings.templates_dir)
+
+
+def check(paths: list[Path], settings: Settings) -> list[Problem]:
+    targets = split_targets(paths, settings)
+    settings = replace(settings, templates_dir=targets.templates_dir.resolve())
+    problems = check_templates(targets.templates_dir)
+    items: list[Item] = []
+    for root in targets.content:
+        if not root.exists():
+            problems.append(Problem(root, 1, "no such file or folder"))
+            continue
+        for folder in find_items(root):
+            try:
+                item = load_item(folder)
+            except ContentInvalid as error:
+                problems.extend(error.problems)
+                continue
+            problems.extend(item.notes)
+            items.append(item)
+    if not any(not p.fixable for p in problems):
+        problems.extend(check_rendering(items, settings))
+    return sorted(set(problems))
+
+
+def check_templates(templates_dir: Path) -> list[Problem]:
+    problems: list[Problem] = []
+    env = jinja2.Environment()
+    for file in sorted(templates_dir.rglob("*.j2")):
+        source = file.read_text(encoding="utf-8")
+        try:
+            env.parse(source, name=file.name, filename=str(file))
+        except jinja2.TemplateSyntaxError as error:
+            problems.append(Problem(file, error.lineno, f"template syntax: {error.message}; "
+                                    "close every {% if %}/{% for %}/{% block %} and every {{ … }} and {% … %}"))
+            continue
+        if file.name.endswith(".mjml.j2"):
+            problems.extend(lint_mjml(file, source))
+    try:
+        load_catalogues(templates_dir)
+    except ContentInvalid as error:
+        problems.extend(error.problems)
+    return problems
+
+
+def check_rendering(items: list[Item], settings: Settings) -> list[Problem]:
+    """Render everything as it would be sent, and inspect what a recipient would get."""
+    problems: list[Problem] = []
+    renderer = Renderer(settings)
+    recipient = sample_recipient(settings)
+    for item in items:
+        for message in MESSAGES[item.kind]:
+            for edition in EDITIONS:
+                try:
+                    compiled = renderer.compile(item, edition, message)
+                except jinja2.UndefinedError as error:
+                    problems.append(_undefined(error, settings.templates_dir, message))
+                    return problems  # the same template fails the same way for every item
+                except OSError as error:  # MRML's parse errors
+                    problems.append(Problem(settings.templates_dir / f"{message}.mjml.j2", 1,
+                                            f"MRML cannot compile the MJML: {error}; check the tags of this template"))
+                    return problems
+                html = compiled.personalise(recipient).html
+                problems.extend(inspect_html(html, item, edition, compiled.language, settings))
+    return problems
+
+
+def _undefined(error: jinja2.UndefinedError, templates_dir: Path, message: str) -> Problem:
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename.endswith(".j2")]
+    file, line = (Path(frames[-1].filename), frames[-1].lineno) if frames else (templates_dir / f"{message}.mjml.j2", 1)
+    return Problem(file, line, f"unknown template variable: {error.message}; use one of the variables "
+                   "listed in templates/README.md, or add the string to both catalogues in templates/i18n/")
+
+
+class _Scan(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.lang: str | None = None
+        self.images_without_alt: list[str] = []
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "html":
+            self.lang = values.get("lang")
+        elif tag == "img" and not (values.get("alt") or "").strip():
+            self.images_without_alt.append(values.get("src") or "")
+        elif tag == "a" and values.get("href") is not None:
+            self.hrefs.append(values["href"] or "")
+
+
+def inspect_html(html: str, item: Item, edition: str, language: str, settings: Settings) -> list[Problem]:
+    scan = _Scan()
+    scan.feed(html)
+    meta_file = item.path / "meta.yaml"
+    where = f"{edition} edition"
+    found: list[Problem] = []
+    size = len(html.encode("utf-8"))
+    if size > GMAIL_CLIP_BYTES:
+        found.append(Problem(meta_file, 1, f"the {where} is {size // 1024} KB of HTML; Gmail clips messages over "
+                             "102 KB: shorten the articles or move some to the website"))
+    if scan.lang != language:
+        found.append(Problem(meta_file, 1, f"the {where} has lang={scan.lang!r}, expected {language!r}; "
+                             "keep <mjml lang=\"{{ lang }}\"> in templates/base.mjml.j2"))
+    for src in scan.images_without_alt:
+        found.append(_locate(item, src, f"image {src} has no alt text in the {where}; describe it (image_alt)"))
+    for href in scan.hrefs:
+        if href.startswith(("https://", "mailto:", settings.base_url + "/")):
+            continue
+        found.append(_locate(item, href, f"link '{href}' is not an absolute https:// address; write the full https:// link"))
+    if any(ch in html for ch in "şţŞŢ"):
+        found.append(Problem(meta_file, 1, f"the {where} contains cedilla letters; write ș ț (comma below)"))
+    return found
+
+
+def _locate(item: Item, needle: str, message: str) -> Problem:
+    """Point at the content line holding `needle`, or at meta.yaml when no file holds it."""
+    for file in [item.path / "meta.yaml", *(text.file for text in item.texts.values())]:
+        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+            if needle and needle in line:
+                return Problem(file, number, message)
+    return Problem(item.path / "meta.yaml", 1, message)
+
+
+def fix_cedillas(problems: list[Problem]) -> list[Path]:
+    """Rewrite the files whose only fault is fixable; returns them."""
+    files = sorted({p.file for p in problems if p.fixable})
+    for file in files:
+        file.write_text(file.read_text(encoding="utf-8").translate(CEDILLAS), encoding="utf-8")
+    return files

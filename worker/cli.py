@@ -1,0 +1,131 @@
+"""The `herald` command: the operator's way in (English, like the rest of the tooling)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from worker.check import check, fix_cedillas
+from worker.content import Item, find_items, load_item
+from worker.mime import build_eml
+from worker.problems import ContentInvalid, display_path
+from worker.render import EDITIONS, MESSAGES, Renderer, sample_recipient
+from worker.settings import Settings, load_settings
+
+app = typer.Typer(help="Herald: bilingual newsletters and event invitations, written as files.",
+                  no_args_is_help=True, add_completion=False)
+console = Console()
+errors = Console(stderr=True)
+
+
+def _editions(edition: str) -> list[str]:
+    if edition == "all":
+        return list(EDITIONS)
+    if edition not in EDITIONS:
+        raise typer.BadParameter(f"'{edition}' is not an edition; use ro, en, both or all")
+    return [edition]
+
+
+def write_rendered(item: Item, renderer: Renderer, editions: list[str], messages: list[str],
+                   out: Path, settings: Settings) -> list[tuple[str, str, Path]]:
+    """Render `item` for the sample recipient into out/<slug>/; returns (message, edition, .eml path)."""
+    recipient = sample_recipient(settings)
+    folder = out / item.slug
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for message in messages:
+        for edition in editions:
+            rendered = renderer.compile(item, edition, message).personalise(recipient)
+            stem = folder / f"{message}.{edition}"
+            stem.with_suffix(".html").write_text(rendered.html, encoding="utf-8")
+            stem.with_suffix(".txt").write_text(rendered.text, encoding="utf-8")
+            stem.with_suffix(".eml").write_bytes(build_eml(rendered, recipient, settings))
+            written.append((message, edition, stem))
+    return written
+
+
+def _load(path: Path) -> list[Item]:
+    folders = find_items(path)
+    if not folders:
+        errors.print(f"[red]{path}: no content item here (a folder with meta.yaml)[/red]")
+        raise typer.Exit(2)
+    try:
+        return [load_item(folder) for folder in folders]
+    except ContentInvalid as error:
+        for problem in error.problems:
+            errors.print(str(problem), markup=False, highlight=False)
+        errors.print("[red]Nothing rendered; fix the lines above, then run `herald check`.[/red]")
+        raise typer.Exit(1) from None
+
+
+def _report(rows: list[tuple[str, str, str, Path]]) -> None:
+    table = Table(title="Rendered for a sample recipient")
+    for column in ("item", "message", "edition", "files"):
+        table.add_column(column)
+    for slug, message, edition, stem in rows:
+        table.add_row(slug, message, edition, f"{display_path(stem)}.{{html,txt,eml}}")
+    console.print(table)
+
+
+@app.command()
+def render(
+    path: Annotated[Path, typer.Argument(help="A content item folder, or a folder of items.")],
+    edition: Annotated[str, typer.Option(help="ro, en, both, or all three.")] = "all",
+    message: Annotated[str | None, typer.Option(help="newsletter, invitation or reminder (default: all the item has).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Where to write (default: the outbox folder).")] = None,
+) -> None:
+    """Write .html, .txt and a complete .eml per edition for a sample recipient, and print the paths."""
+    settings = load_settings()
+    renderer = Renderer(settings)
+    rows = []
+    for item in _load(path):
+        messages = [message] if message else list(MESSAGES[item.kind])
+        if not set(messages) <= set(MESSAGES[item.kind]):
+            raise typer.BadParameter(f"a {item.kind} has no '{message}' message; use {', '.join(MESSAGES[item.kind])}")
+        for note in item.notes:
+            errors.print(f"{note} (repaired in the output)", markup=False, highlight=False)
+        rows += [(item.slug, *row) for row in
+                 write_rendered(item, renderer, _editions(edition), messages, out or settings.outbox_dir, settings)]
+    _report(rows)
+
+
+@app.command("check")
+def check_command(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Content items, content folders or a templates folder (default: all).")] = None,
+    fix: Annotated[bool, typer.Option(help="Rewrite cedilla letters ş ţ as ș ț in place.")] = False,
+) -> None:
+    """Validate content and templates; print `file:line: message` for each problem."""
+    settings = load_settings()
+    problems = check(list(paths or []), settings)
+    if fix:
+        for file in fix_cedillas(problems):
+            console.print(f"fixed cedillas in {display_path(file)}")
+        problems = [problem for problem in problems if not problem.fixable]
+    for problem in problems:
+        errors.print(str(problem), markup=False, highlight=False)
+    if problems:
+        errors.print(f"[red]{len(problems)} problem(s); nothing is sent until `herald check` passes.[/red]")
+        raise typer.Exit(1)
+    console.print("[green]All content and templates are valid.[/green]")
+
+
+@app.command()
+def demo() -> None:
+    """Render every shipped item in every edition into the local outbox (embedded defaults, no server)."""
+    settings = load_settings()
+    renderer = Renderer(settings)
+    items = _load(settings.content_dir)
+    rows = []
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("Rendering", total=len(items))
+        for item in items:
+            rows += [(item.slug, *row) for row in
+                     write_rendered(item, renderer, list(EDITIONS), list(MESSAGES[item.kind]), settings.outbox_dir, settings)]
+            progress.advance(task)
+    _report(rows)
+    console.print(f"Open the .html files in a browser, or the .eml files in a mail client: {display_path(settings.outbox_dir)}/")

@@ -1,0 +1,461 @@
+"""Content items (a folder: meta.yaml + one Markdown file per language), loaded and validated.
+
+Everything an editor can get wrong is reported as a Problem with the file, the line and the fix,
+all at once. Cedilla letters are repaired on load and still reported, so `herald check` shows them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from babel import Locale
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from worker.problems import ContentInvalid, Problem
+from worker.yamldoc import YamlDoc, parse_yaml
+
+LANGUAGES: tuple[str, ...] = ("ro", "en")
+Language = Literal["ro", "en"]
+
+CEDILLAS = str.maketrans({"ş": "ș", "ţ": "ț", "Ş": "Ș", "Ţ": "Ț"})
+_TERRITORIES = frozenset(code for code in Locale("en").territories if code.isalpha() and len(code) == 2)
+
+
+# ---- field types ---------------------------------------------------------------------------
+
+def _https(url: str) -> str:
+    if url.startswith("mailto:") or re.fullmatch(r"https://[^\s/$.?#][^\s]*", url):
+        return url
+    raise ValueError(f"'{url}' is not an absolute https:// link; write the full https:// address")
+
+
+def _local_time(value: object) -> object:
+    if isinstance(value, str):
+        try:
+            return datetime.strptime(value.strip(), "%Y-%m-%d %H:%M")
+        except ValueError:
+            raise ValueError(f"'{value}' is not a time; write it as YYYY-MM-DD HH:MM, e.g. 2027-03-15 10:00") from None
+    return value
+
+
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"'{name}' is not an IANA time zone; write one like Europe/Bucharest or Europe/Brussels"
+        ) from None
+    return name
+
+
+def _country(code: str) -> str:
+    if code not in _TERRITORIES:
+        raise ValueError(f"'{code}' is not an ISO 3166 country code; write two capital letters, e.g. RO")
+    return code
+
+
+def _email(address: str) -> str:
+    try:
+        return validate_email(address, check_deliverability=False).normalized
+    except EmailNotValidError as error:
+        raise ValueError(f"'{address}' is not an email address: {error}") from None
+
+
+def _no_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("is empty; write the text")
+    return text.strip()
+
+
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")]
+Text = Annotated[str, AfterValidator(_no_blank)]
+HttpsUrl = Annotated[str, AfterValidator(_https)]
+LocalDateTime = Annotated[datetime, BeforeValidator(_local_time)]
+TimeZoneName = Annotated[str, AfterValidator(_zone)]
+Country = Annotated[str, AfterValidator(_country)]
+Email = Annotated[str, AfterValidator(_email)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _unique_ids(entries: list, what: str) -> None:
+    seen: set[str] = set()
+    for entry in entries:
+        if entry.id in seen:
+            raise ValueError(f"{what} id '{entry.id}' is used twice; give each {what} its own id")
+        seen.add(entry.id)
+
+
+# ---- language-independent meta -------------------------------------------------------------
+
+class ArticleMeta(_Strict):
+    id: Slug
+    image: HttpsUrl | None = None
+    partners: list[Text] = []
+    links: dict[Slug, HttpsUrl] = {}
+
+
+class CallMeta(_Strict):
+    id: Slug
+    deadline: LocalDateTime
+    url: HttpsUrl | None = None
+
+
+class UpcomingMeta(_Strict):
+    id: Slug
+    start: LocalDateTime
+    end: LocalDateTime | None = None
+    url: HttpsUrl | None = None
+
+
+class _ItemMeta(_Strict):
+    timezone: TimeZoneName
+    audience: Slug
+    send_at: LocalDateTime | None = None
+    fallback_language: Language | None = None
+    website: HttpsUrl | None = None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def aware(self, local: datetime) -> datetime:
+        """A time the editor wrote, placed in the item's zone."""
+        return local.replace(tzinfo=self.zone)
+
+
+class NewsletterMeta(_ItemMeta):
+    kind: Literal["newsletter"]
+    issue_date: date
+    articles: list[ArticleMeta] = Field(min_length=1)
+    calls: list[CallMeta] = []
+    upcoming: list[UpcomingMeta] = []
+
+    @model_validator(mode="after")
+    def _ids(self) -> NewsletterMeta:
+        _unique_ids(self.articles, "article")
+        _unique_ids(self.calls, "call")
+        _unique_ids(self.upcoming, "upcoming event")
+        return self
+
+
+class Venue(_Strict):
+    address: Text
+    city: Text
+    country: Country
+    map_url: HttpsUrl | None = None
+
+
+class Contact(_Strict):
+    name: Text
+    email: Email
+    phone: str | None = None
+
+
+EventKind = Literal["transnational-meeting", "capacity-building-webinar", "info-day", "online-qa-session"]
+ONLINE_KINDS = frozenset({"capacity-building-webinar", "online-qa-session"})
+
+
+class EventMeta(_ItemMeta):
+    kind: Literal["event"]
+    event_kind: EventKind
+    start: LocalDateTime
+    end: LocalDateTime
+    online_url: HttpsUrl | None = None
+    venue: Venue | None = None
+    rsvp_deadline: LocalDateTime
+    capacity: int | None = Field(default=None, gt=0)
+    contact: Contact
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EventMeta:
+        if self.end <= self.start:
+            raise ValueError("end is not after start; the event must end after it starts")
+        if self.rsvp_deadline > self.start:
+            raise ValueError("rsvp_deadline is after start; set the RSVP deadline before the event starts")
+        if self.event_kind in ONLINE_KINDS and not self.online_url:
+            raise ValueError(f"a {self.event_kind} is online: add online_url with the join link")
+        if self.event_kind not in ONLINE_KINDS and not (self.venue or self.online_url):
+            raise ValueError(f"a {self.event_kind} needs a place: add venue (address, city, country)")
+        return self
+
+
+# ---- language texts (front matter) ---------------------------------------------------------
+
+class ArticleText(_Strict):
+    image_alt: Text | None = None
+    facts: dict[Text, Text] = {}
+    links: dict[Slug, Text] = {}
+
+
+class CallText(_Strict):
+    title: Text
+    summary: str = ""
+
+
+class UpcomingText(_Strict):
+    title: Text
+    place: Text | None = None
+
+
+class _Front(_Strict):
+    subject: Annotated[Text, Field(max_length=150)]
+    preheader: Annotated[Text, Field(max_length=200)]
+
+
+class NewsletterFront(_Front):
+    articles: dict[Slug, ArticleText] = {}
+    calls: dict[Slug, CallText] = {}
+    upcoming: dict[Slug, UpcomingText] = {}
+
+
+class AgendaEntry(_Strict):
+    time: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    item: Text
+
+
+class EventFront(_Front):
+    title: Text
+    organiser: Text
+    venue_name: Text | None = None
+    agenda: list[AgendaEntry] = []
+
+
+# ---- the loaded item ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Section:
+    """An article's Markdown, cut from the body at its `## Title {#id}` heading."""
+
+    title: str
+    body: str
+    line: int
+
+
+@dataclass(frozen=True)
+class LanguageText:
+    language: Language
+    file: Path
+    front: NewsletterFront | EventFront
+    intro: str  # Markdown before the first section (newsletter) or the whole body (event)
+    sections: dict[str, Section]
+    doc: YamlDoc  # the front matter, for the line of each field
+    last_line: int
+
+
+@dataclass(frozen=True)
+class Item:
+    path: Path
+    slug: str
+    meta: NewsletterMeta | EventMeta
+    texts: dict[str, LanguageText]  # only the languages that have a file
+    notes: list[Problem] = field(default_factory=list)  # repaired on load, reported by check
+
+    @property
+    def kind(self) -> str:
+        return self.meta.kind
+
+    def text(self, language: str) -> LanguageText:
+        """The text for `language`, or the declared stand-in (its `language` tells which it is)."""
+        if language in self.texts:
+            return self.texts[language]
+        return self.texts[self.meta.fallback_language]  # load_item guarantees it exists
+
+
+# ---- loading ------------------------------------------------------------------------------
+
+_FRONT = re.compile(r"\A---[ \t]*\n(.*?)^---[ \t]*$\n?", re.S | re.M)
+_HEADING = re.compile(r"^##(?!#)[ \t]*(.*?)[ \t]*$", re.M)
+_HEADING_ID = re.compile(r"^(.*?)\s*\{#([a-z0-9]+(?:-[a-z0-9]+)*)\}$")
+
+
+def read_text(path: Path) -> tuple[str, list[Problem]]:
+    """The file's text with cedillas repaired, and where they were."""
+    raw = path.read_text(encoding="utf-8")
+    notes = [
+        Problem(path, number, f"cedilla letter '{ch}' at column {col + 1}; Romanian uses "
+                f"'{ch.translate(CEDILLAS)}' (comma below): run `herald check --fix`", fixable=True)
+        for number, text in enumerate(raw.splitlines(), 1)
+        for col, ch in enumerate(text) if ch in "şţŞŢ"
+    ]
+    return raw.translate(CEDILLAS), notes
+
+
+def parse_or_report(path: Path, text: str, first_line: int, problems: list[Problem]) -> YamlDoc | None:
+    try:
+        return parse_yaml(text, first_line)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = first_line + (mark.line if mark else 0)
+        problems.append(Problem(path, line, f"YAML syntax: {error.problem or error.context}; "
+                                "check indentation, and quote text that contains ': ' or starts with a symbol"))
+        return None
+
+
+def _validate(model: type[BaseModel], doc: YamlDoc, path: Path, problems: list[Problem]) -> BaseModel | None:
+    if not isinstance(doc.data, dict):
+        problems.append(Problem(path, doc.first_line, "expected 'key: value' lines; see content/README.md"))
+        return None
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as error:
+        for issue in error.errors():
+            problems.append(Problem(path, doc.line_of(issue["loc"]), _explain(issue)))
+        return None
+
+
+def _explain(issue: dict) -> str:
+    where = ".".join(str(part) for part in issue["loc"] if not str(part).startswith("function-"))
+    kind, message = issue["type"], issue["msg"].removeprefix("Value error, ")
+    if kind == "missing":
+        return f"'{where}' is missing; add it (see content/README.md)"
+    if kind == "extra_forbidden":
+        return f"unknown field '{where}'; remove it or fix its spelling (see content/README.md)"
+    if kind == "literal_error":
+        return f"'{where}': {message}"
+    return f"'{where}': {message}" if where else message
+
+
+def _split_sections(path: Path, body: str, first_line: int, problems: list[Problem]) -> tuple[str, dict[str, Section]]:
+    matches = list(_HEADING.finditer(body))
+    intro = body[: matches[0].start()] if matches else body
+    sections: dict[str, Section] = {}
+    for index, match in enumerate(matches):
+        line = first_line + body.count("\n", 0, match.start())
+        end = matches[index + 1].start() if index + 1 < len(matches) else len(body)
+        titled = _HEADING_ID.match(match.group(1))
+        if not titled:
+            problems.append(Problem(path, line, "article heading has no id; end it with {#article-id} "
+                                    "naming an article of meta.yaml, e.g. `## Title {#co4cities}`"))
+            continue
+        title, slug = titled.groups()
+        if slug in sections:
+            problems.append(Problem(path, line, f"article '{slug}' has two headings; keep one"))
+            continue
+        sections[slug] = Section(title=title, body=body[match.end(): end].strip("\n"), line=line)
+    return intro.strip("\n"), sections
+
+
+def _load_language(path: Path, model: type[BaseModel], sectioned: bool,
+                   problems: list[Problem], notes: list[Problem]) -> LanguageText | None:
+    text, cedillas = read_text(path)
+    notes.extend(cedillas)
+    match = _FRONT.match(text)
+    if not match:
+        problems.append(Problem(path, 1, "no front matter; start the file with a line '---', the "
+                                "subject and preheader, and another '---'"))
+        return None
+    doc = parse_or_report(path, match.group(1), 2, problems)
+    front = _validate(model, doc, path, problems) if doc else None
+    body_line = 1 + text.count("\n", 0, match.end())
+    body = text[match.end():]
+    if sectioned:
+        intro, sections = _split_sections(path, body, body_line, problems)
+    else:
+        intro, sections = body.strip("\n"), {}
+    if front is None:
+        return None
+    return LanguageText(language=path.stem, file=path, front=front, intro=intro, sections=sections,
+                        doc=doc, last_line=text.count("\n") + 1)
+
+
+def load_item(folder: Path) -> Item:
+    """Load and cross-check one item; raises ContentInvalid listing every problem."""
+    folder = folder.resolve()
+    problems: list[Problem] = []
+    notes: list[Problem] = []
+    meta_file = folder / "meta.yaml"
+    if not meta_file.is_file():
+        raise ContentInvalid([Problem(meta_file, 1, "no meta.yaml; every item folder needs one (see content/README.md)")])
+    meta_text, cedillas = read_text(meta_file)
+    notes.extend(cedillas)
+    doc = parse_or_report(meta_file, meta_text, 1, problems)
+    meta = None
+    if doc:
+        kind = doc.data.get("kind") if isinstance(doc.data, dict) else None
+        model = {"newsletter": NewsletterMeta, "event": EventMeta}.get(kind)
+        if model is None:
+            problems.append(Problem(meta_file, doc.line_of(("kind",)),
+                                    f"kind is {kind!r}; write `kind: newsletter` or `kind: event`"))
+        else:
+            meta = _validate(model, doc, meta_file, problems)
+    texts: dict[str, LanguageText] = {}
+    if meta is not None:
+        front_model = NewsletterFront if meta.kind == "newsletter" else EventFront
+        for language in LANGUAGES:
+            path = folder / f"{language}.md"
+            if path.is_file():
+                loaded = _load_language(path, front_model, meta.kind == "newsletter", problems, notes)
+                if loaded:
+                    texts[language] = loaded
+            elif meta.fallback_language in (None, language) or not (folder / f"{meta.fallback_language}.md").is_file():
+                problems.append(Problem(meta_file, 1, f"no {language}.md: write the {language} text, or add "
+                                        f"`fallback_language: <ro|en>` to let the other language stand in"))
+        if isinstance(meta, NewsletterMeta):
+            for text in texts.values():
+                problems.extend(_cross_check(meta, doc, meta_file, text))
+    if problems:
+        raise ContentInvalid(problems + notes)
+    return Item(path=folder, slug=folder.name, meta=meta, texts=texts, notes=notes)
+
+
+def _cross_check(meta: NewsletterMeta, doc: YamlDoc, meta_file: Path, text: LanguageText) -> list[Problem]:
+    """Every id in meta has its texts in this language, and nothing in the texts is orphaned."""
+    found: list[Problem] = []
+    front: NewsletterFront = text.front
+    front_doc = text.doc
+    name = text.file.name
+    for article in meta.articles:
+        if article.id not in text.sections:
+            found.append(Problem(text.file, text.last_line,
+                                 f"article '{article.id}' of meta.yaml has no section here; add `## Title {{#{article.id}}}`"))
+        words = front.articles.get(article.id, ArticleText())
+        if article.image and not words.image_alt:
+            found.append(Problem(text.file, front_doc.line_of(("articles", article.id)),
+                                 f"article '{article.id}' has an image but no image_alt in {name}; "
+                                 "describe the image under articles: {article.id}: image_alt:"))
+        for link in article.links:
+            if link not in words.links:
+                found.append(Problem(text.file, front_doc.line_of(("articles", article.id, "links")),
+                                     f"link '{link}' of article '{article.id}' has no label in {name}; "
+                                     f"add articles: {article.id}: links: {link}: <label>"))
+        for link in words.links:
+            if link not in article.links:
+                found.append(Problem(text.file, front_doc.line_of(("articles", article.id, "links", link)),
+                                     f"link '{link}' has no address in meta.yaml; add it under the article's links there"))
+    article_ids = {article.id for article in meta.articles}
+    for slug, section in text.sections.items():
+        if slug not in article_ids:
+            found.append(Problem(text.file, section.line, f"article '{slug}' is not in meta.yaml; add it to articles there"))
+    for slug in front.articles:
+        if slug not in article_ids:
+            found.append(Problem(text.file, front_doc.line_of(("articles", slug)),
+                                 f"article '{slug}' is not in meta.yaml; add it to articles there or remove it here"))
+    for group in ("calls", "upcoming"):
+        ids = [entry.id for entry in getattr(meta, group)]
+        words = getattr(front, group)
+        for slug in ids:
+            if slug not in words:
+                found.append(Problem(text.file, front_doc.line_of((group,)),
+                                     f"{group} '{slug}' of meta.yaml has no title in {name}; add {group}: {slug}: title: <text>"))
+        for slug in words:
+            if slug not in ids:
+                found.append(Problem(text.file, front_doc.line_of((group, slug)),
+                                     f"{group} '{slug}' is not in meta.yaml; add it there or remove it here"))
+    return found
+
+
+def find_items(root: Path) -> list[Path]:
+    """Item folders under `root` (or `root` itself when it is one), in a stable order."""
+    if (root / "meta.yaml").is_file():
+        return [root]
+    return sorted(meta.parent for meta in root.rglob("meta.yaml"))

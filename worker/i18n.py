@@ -1,0 +1,95 @@
+"""The per-language string catalogues and Babel formatting of dates and times.
+
+Templates hold no user-visible words: they take them from templates/i18n/<language>.yaml.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_datetime, format_time, get_timezone_location
+
+from worker.content import LANGUAGES, parse_or_report, read_text
+from worker.problems import ContentInvalid, Problem
+from worker.yamldoc import YamlDoc
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    language: str
+    file: Path
+    strings: dict[str, object]
+    doc: YamlDoc
+
+
+def catalogue_dir(templates_dir: Path) -> Path:
+    return templates_dir / "i18n"
+
+
+def load_catalogues(templates_dir: Path) -> dict[str, Catalogue]:
+    """Both catalogues, checked to hold the same keys, or ContentInvalid naming what is missing."""
+    problems: list[Problem] = []
+    catalogues: dict[str, Catalogue] = {}
+    for language in LANGUAGES:
+        file = catalogue_dir(templates_dir) / f"{language}.yaml"
+        if not file.is_file():
+            problems.append(Problem(file, 1, f"no {language} string catalogue; copy the other language's and translate it"))
+            continue
+        text, notes = read_text(file)
+        problems.extend(notes)
+        doc = parse_or_report(file, text, 1, problems)
+        if doc is None:
+            continue
+        if not isinstance(doc.data, dict):
+            problems.append(Problem(file, 1, "expected 'key: text' lines, like the other catalogue"))
+            continue
+        catalogues[language] = Catalogue(language, file, doc.data, doc)
+    if len(catalogues) == len(LANGUAGES):
+        problems.extend(_compare(*catalogues.values()))
+    if any(not p.fixable for p in problems):
+        raise ContentInvalid(problems)
+    return catalogues
+
+
+def _keys(strings: dict, prefix: tuple = ()) -> set[tuple]:
+    keys = set()
+    for key, value in strings.items():
+        keys |= _keys(value, prefix + (key,)) if isinstance(value, dict) else {prefix + (key,)}
+    return keys
+
+
+def _compare(first: Catalogue, second: Catalogue) -> list[Problem]:
+    """A key in one catalogue only is a missing translation in the other."""
+    problems = []
+    for have, lack in ((first, second), (second, first)):
+        for key in sorted(_keys(have.strings) - _keys(lack.strings)):
+            name = ".".join(key)
+            problems.append(Problem(lack.file, lack.doc.line_of(key[:-1]) if len(key) > 1 else lack.doc.line_of(()),
+                                    f"'{name}' is missing; translate '{name}' of {have.file.name} "
+                                    f"(line {have.doc.line_of(key)}) into {lack.language}"))
+    return problems
+
+
+def zone_label(zone: ZoneInfo, language: str) -> str:
+    """'Ora din România' / 'Romania Time': how people name a zone, in their language."""
+    return get_timezone_location(zone, locale=language)
+
+
+def when(moment: datetime, language: str, end: datetime | None = None) -> str:
+    """'20 martie 2023, 10:00–12:00 (Ora din România)', in the zone `moment` carries."""
+    zone = moment.tzinfo
+    text = format_datetime(moment, "d MMMM y, HH:mm", tzinfo=zone, locale=language)
+    if end is not None:
+        end = end.astimezone(zone)
+        if end.date() == moment.date():
+            text += "–" + format_time(end, "HH:mm", tzinfo=zone, locale=language)
+        else:
+            text += " – " + format_datetime(end, "d MMMM y, HH:mm", tzinfo=zone, locale=language)
+    return f"{text} ({zone_label(zone, language)})"
+
+
+def day(value: date, language: str) -> str:
+    return format_date(value, "d MMMM y", locale=language)
