@@ -6,6 +6,7 @@ with StrictUndefined, and inspects the HTML a recipient would get.
 
 from __future__ import annotations
 
+import re
 import traceback
 from dataclasses import dataclass, replace
 from html.parser import HTMLParser
@@ -71,8 +72,7 @@ def check_templates(templates_dir: Path) -> list[Problem]:
         try:
             env.parse(source, name=file.name, filename=str(file))
         except jinja2.TemplateSyntaxError as error:
-            problems.append(Problem(file, error.lineno, f"template syntax: {error.message}; "
-                                    "close every {% if %}/{% for %}/{% block %} and every {{ … }} and {% … %}"))
+            problems.append(_syntax(file, source, error))
             continue
         if file.name.endswith(".mjml.j2"):
             problems.extend(lint_mjml(file, source))
@@ -81,6 +81,33 @@ def check_templates(templates_dir: Path) -> list[Problem]:
     except ContentInvalid as error:
         problems.extend(error.problems)
     return problems
+
+
+_BLOCK_TAG = re.compile(r"\{%-?\s*(\w+)")
+_OPENERS = frozenset({"if", "for", "block", "macro", "call", "filter", "with", "raw", "trans"})
+
+
+def _syntax(file: Path, source: str, error: jinja2.TemplateSyntaxError) -> Problem:
+    """Jinja names the line where it gave up; an unclosed block is reported where it was opened."""
+    unclosed = _unclosed_block(source)
+    if unclosed and "needs to be closed" in error.message:
+        name, line = unclosed
+        return Problem(file, line, f"template syntax: {{% {name} %}} is never closed; add {{% end{name} %}}")
+    return Problem(file, error.lineno or 1, f"template syntax: {error.message}; "
+                   "close every {{ … }} and {% … %}, and every {% if %}/{% for %}/{% block %}")
+
+
+def _unclosed_block(source: str) -> tuple[str, int] | None:
+    stack: list[tuple[str, int]] = []
+    for match in _BLOCK_TAG.finditer(source):
+        tag, line = match.group(1), source.count("\n", 0, match.start()) + 1
+        if tag in _OPENERS:
+            stack.append((tag, line))
+        elif tag.startswith("end") and stack:
+            if stack[-1][0] != tag[3:]:
+                return stack[-1]
+            stack.pop()
+    return stack[-1] if stack else None
 
 
 def check_rendering(items: list[Item], settings: Settings) -> list[Problem]:

@@ -20,7 +20,7 @@ from worker.settings import Settings, load_settings
 app = typer.Typer(help="Herald: bilingual newsletters and event invitations, written as files.",
                   no_args_is_help=True, add_completion=False)
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 def _editions(edition: str) -> list[str]:
@@ -42,9 +42,9 @@ def write_rendered(item: Item, renderer: Renderer, editions: list[str], messages
         for edition in editions:
             rendered = renderer.compile(item, edition, message).personalise(recipient)
             stem = folder / f"{message}.{edition}"
-            stem.with_suffix(".html").write_text(rendered.html, encoding="utf-8")
-            stem.with_suffix(".txt").write_text(rendered.text, encoding="utf-8")
-            stem.with_suffix(".eml").write_bytes(build_eml(rendered, recipient, settings))
+            Path(f"{stem}.html").write_text(rendered.html, encoding="utf-8")
+            Path(f"{stem}.txt").write_text(rendered.text, encoding="utf-8")
+            Path(f"{stem}.eml").write_bytes(build_eml(rendered, recipient, settings))
             written.append((message, edition, stem))
     return written
 
@@ -65,8 +65,9 @@ def _load(path: Path) -> list[Item]:
 
 def _report(rows: list[tuple[str, str, str, Path]]) -> None:
     table = Table(title="Rendered for a sample recipient")
-    for column in ("item", "message", "edition", "files"):
+    for column in ("item", "message", "edition"):
         table.add_column(column)
+    table.add_column("files", overflow="fold")
     for slug, message, edition, stem in rows:
         table.add_row(slug, message, edition, f"{display_path(stem)}.{{html,txt,eml}}")
     console.print(table)

@@ -365,7 +365,7 @@ def _load_language(path: Path, model: type[BaseModel], sectioned: bool,
     if front is None:
         return None
     return LanguageText(language=path.stem, file=path, front=front, intro=intro, sections=sections,
-                        doc=doc, last_line=text.count("\n") + 1)
+                        doc=doc, last_line=max(1, len(text.splitlines())))
 
 
 def load_item(folder: Path) -> Item:

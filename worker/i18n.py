@@ -54,21 +54,26 @@ def load_catalogues(templates_dir: Path) -> dict[str, Catalogue]:
     return catalogues
 
 
-def _keys(strings: dict, prefix: tuple = ()) -> set[tuple]:
-    keys = set()
+def _ordered_keys(strings: dict, prefix: tuple = ()) -> list[tuple]:
+    keys = []
     for key, value in strings.items():
-        keys |= _keys(value, prefix + (key,)) if isinstance(value, dict) else {prefix + (key,)}
+        keys += _ordered_keys(value, prefix + (key,)) if isinstance(value, dict) else [prefix + (key,)]
     return keys
 
 
 def _compare(first: Catalogue, second: Catalogue) -> list[Problem]:
-    """A key in one catalogue only is a missing translation in the other."""
+    """A key in one catalogue only is a missing translation in the other, reported where it belongs."""
     problems = []
     for have, lack in ((first, second), (second, first)):
-        for key in sorted(_keys(have.strings) - _keys(lack.strings)):
+        lack_keys = set(_ordered_keys(lack.strings))
+        ordered = _ordered_keys(have.strings)
+        for index, key in enumerate(ordered):
+            if key in lack_keys:
+                continue
+            before = next((k for k in reversed(ordered[:index]) if k in lack_keys), None)
+            line = lack.doc.line_of(before) + 1 if before else lack.doc.line_of(())
             name = ".".join(key)
-            problems.append(Problem(lack.file, lack.doc.line_of(key[:-1]) if len(key) > 1 else lack.doc.line_of(()),
-                                    f"'{name}' is missing; translate '{name}' of {have.file.name} "
+            problems.append(Problem(lack.file, line, f"'{name}' is missing; translate '{name}' of {have.file.name} "
                                     f"(line {have.doc.line_of(key)}) into {lack.language}"))
     return problems
 

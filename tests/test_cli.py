@@ -1,0 +1,77 @@
+"""The `herald` command as an operator uses it, and README's promise of two set-up commands."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from tests.conftest import FIXTURES
+from worker.cli import app
+from worker.settings import PROJECT_ROOT
+
+
+def test_render_writes_html_text_and_eml_per_edition(tmp_path: Path):
+    result = CliRunner().invoke(app, ["render", str(FIXTURES / "event"), "--out", str(tmp_path)])
+
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in (tmp_path / "event").iterdir())
+    assert written == sorted(f"{m}.{e}.{x}" for m in ("invitation", "reminder")
+                             for e in ("ro", "en", "both") for x in ("html", "txt", "eml"))
+    parsed = email.message_from_bytes((tmp_path / "event" / "invitation.both.eml").read_bytes(),
+                                      policy=email.policy.default)
+    assert parsed["Subject"].startswith("Invitație: reuniunea partenerilor DI4C la Botoșani / Invitation:")
+    assert "Rendered for a sample recipient" in result.output
+
+
+def test_render_one_edition_and_message(tmp_path: Path):
+    result = CliRunner().invoke(app, ["render", str(FIXTURES / "event"), "--edition", "en",
+                                      "--message", "reminder", "--out", str(tmp_path)])
+
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "event").iterdir()) == ["reminder.en.eml", "reminder.en.html", "reminder.en.txt"]
+    parsed = email.message_from_bytes((tmp_path / "event" / "reminder.en.eml").read_bytes(), policy=email.policy.default)
+    assert parsed["Subject"] == "Reminder: DI4C partners' meeting"
+    assert "A reminder that “DI4C partners' meeting” starts soon." in (tmp_path / "event" / "reminder.en.txt").read_text()
+
+
+def test_render_refuses_broken_content_and_writes_nothing(tmp_path: Path):
+    item = tmp_path / "item"
+    shutil.copytree(FIXTURES / "newsletter", item)
+    (item / "meta.yaml").write_text((item / "meta.yaml").read_text().replace("issue_date: 2027-01-14\n", ""))
+
+    result = CliRunner().invoke(app, ["render", str(item), "--out", str(tmp_path / "out")])
+
+    assert result.exit_code == 1
+    assert re.search(r"meta\.yaml:1: 'issue_date' is missing", result.output)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_edition_is_refused(tmp_path: Path):
+    result = CliRunner().invoke(app, ["render", str(FIXTURES / "event"), "--edition", "fr", "--out", str(tmp_path)])
+    assert result.exit_code != 0 and "ro, en, both or all" in result.output
+
+
+def test_demo_renders_all_shipped_content_through_the_installed_command(tmp_path: Path):
+    herald = Path(sys.executable).parent / "herald"
+    result = subprocess.run([str(herald), "demo"], capture_output=True, text=True, timeout=120,
+                            env={"PATH": "/usr/bin:/bin", "HERALD_OUTBOX_DIR": str(tmp_path), "COLUMNS": "200"})
+
+    assert result.returncode == 0, result.stderr
+    emls = sorted(tmp_path.rglob("*.eml"))
+    slugs = {p.parent.name for p in emls}
+    assert slugs == {p.name for p in (PROJECT_ROOT / "content").glob("*/*") if (p / "meta.yaml").exists()}
+    assert len(emls) == sum(3 * (1 if (PROJECT_ROOT / "content" / "newsletters" / s).exists() else 2) for s in slugs)
+
+
+def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    commands = re.findall(r"^(python3 bootstrap\.py \w+)", readme.split("```sh", 1)[1].split("```", 1)[0], re.M)
+    assert commands == ["python3 bootstrap.py demo", "python3 bootstrap.py test"]
+    assert "python3 bootstrap.py test" in (PROJECT_ROOT / ".ci" / "run").read_text()
