@@ -151,7 +151,9 @@ class Renderer:
         return CompiledEdition(
             slug=item.slug, edition=edition, message=message, language=first["lang"],
             languages=tuple(block["lang"] for block in blocks), subject=subject, mjml=mjml,
-            html=SlotTemplate.parse(compile_mjml(mjml)), text=SlotTemplate.parse(text),
+            # Both parts end in one newline, as MIME bodies do, so the .eml holds them byte for byte.
+            html=SlotTemplate.parse(compile_mjml(mjml).rstrip("\n") + "\n"),
+            text=SlotTemplate.parse(text.rstrip("\n") + "\n"),
             catalogues=self.catalogues, event=item.meta if isinstance(item.meta, EventMeta) else None,
         )
 
