@@ -53,7 +53,7 @@ BREAKS = [
           "'Europe/Bucuresti' is not an IANA time zone"),
     Break("unclosed Jinja tag", "templates", "newsletter.mjml.j2", "/>{% endif %}", "/>",
           0, "{% if %} is never closed; add {% endif %}"),
-    Break("invalid MJML", "templates", "invitation.mjml.j2", "</mj-group>", "</mj-grop>", 0, "</mj-grop>"),
+    Break("invalid MJML", "templates", "invitation.mjml.j2", "</mj-column>", "</mj-colum>", 0, "</mj-colum>"),
     Break("unknown MJML tag", "templates", "reminder.mjml.j2", "<mj-column>", "<mj-colum>", 0, "did you mean <mj-column>?"),
     Break("end before start", "event", "meta.yaml", "end: 2027-02-25 16:00", "end: 2027-02-23 16:00", 1,
           "end is not after start"),

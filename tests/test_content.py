@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import FIXTURES
 from worker.content import load_item
+from worker.settings import PROJECT_ROOT
 from worker.markdown import LinkList, to_text
 from worker.yamldoc import parse_yaml
 
@@ -49,3 +50,18 @@ def test_articles_are_cut_at_their_headings():
 ])
 def test_markdown_to_text(source, expected):
     assert to_text(source, LinkList()) == expected
+
+
+@pytest.mark.parametrize("section", ["## A newsletter", "## An event invitation"])
+def test_the_examples_in_content_readme_are_valid_items(section, tmp_path):
+    readme = (PROJECT_ROOT / "content" / "README.md").read_text()
+    part = readme.split(section, 1)[1]
+    meta = part.split("```yaml\n", 1)[1].split("\n```", 1)[0]
+    text = part.split("```markdown\n", 1)[1].split("\n```\n", 1)[0]
+    (tmp_path / "meta.yaml").write_text(meta + "\n")
+    for language in ("ro", "en"):
+        (tmp_path / f"{language}.md").write_text(text + "\n")
+
+    item = load_item(tmp_path)
+
+    assert item.kind == ("newsletter" if "newsletter" in section else "event")

@@ -100,6 +100,7 @@ def _unique_ids(entries: list, what: str) -> None:
 class ArticleMeta(_Strict):
     id: Slug
     image: HttpsUrl | None = None
+    image_width: int | None = Field(default=None, gt=0, le=544)  # px; wider images fill the column
     partners: list[Text] = []
     links: dict[Slug, HttpsUrl] = {}
 
@@ -115,6 +116,12 @@ class UpcomingMeta(_Strict):
     start: LocalDateTime
     end: LocalDateTime | None = None
     url: HttpsUrl | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UpcomingMeta:
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(f"upcoming event '{self.id}' ends before it starts; fix end")
+        return self
 
 
 class _ItemMeta(_Strict):

@@ -52,7 +52,7 @@ def _newsletter(meta: NewsletterMeta, text, t: dict, links: LinkList) -> dict[st
             facts.insert(0, (t["partner_cities"], ", ".join(article.partners)))
         articles.append({
             "id": article.id, "title": section.title, "body": prose(section.body, links),
-            "image": article.image, "image_alt": words.image_alt if words else None, "facts": facts,
+            "image": article.image, "image_width": article.image_width, "image_alt": words.image_alt if words else None, "facts": facts,
             "links": [(words.links[key], url) for key, url in article.links.items()],
         })
     calls = [{"title": text.front.calls[call.id].title,
