@@ -64,12 +64,16 @@ def _load(path: Path) -> list[Item]:
 
 
 def _report(rows: list[tuple[str, str, str, Path]]) -> None:
-    table = Table(title="Rendered for a sample recipient")
-    for column in ("item", "message", "edition"):
-        table.add_column(column)
-    table.add_column("files", overflow="fold")
+    """One line per (item, message): its editions and the folder holding <message>.<edition>.{html,txt,eml}."""
+    grouped: dict[tuple[str, str, Path], list[str]] = {}
     for slug, message, edition, stem in rows:
-        table.add_row(slug, message, edition, f"{display_path(stem)}.{{html,txt,eml}}")
+        grouped.setdefault((slug, message, stem.parent), []).append(edition)
+    table = Table(title="Rendered for a sample recipient", caption="<message>.<edition>.html, .txt and .eml in each folder")
+    table.add_column("folder", overflow="fold")
+    table.add_column("message")
+    table.add_column("editions")
+    for (_, message, folder), editions in grouped.items():
+        table.add_row(display_path(folder), message, ", ".join(editions))
     console.print(table)
 
 
