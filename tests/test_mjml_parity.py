@@ -62,7 +62,7 @@ def official_mjml():
 def _both_renderings(template_sample, official_mjml, message):
     item, compiled = template_sample(message, EDITION)
     official_html, errors = official_mjml(compiled.mjml)
-    values = dict(compiled._per_recipient(sample_recipient(load_settings())))
+    values = dict(compiled.slot_values(sample_recipient(load_settings())))
     ours = compiled.html.fill(values, lambda v: html.escape(v, quote=True))
     theirs = SlotTemplate.parse(official_html).fill(values, lambda v: html.escape(v, quote=True))
     return item, ours, theirs, errors

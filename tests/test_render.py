@@ -16,7 +16,7 @@ from hypothesis import given, settings as hypothesis_settings, strategies as st
 from tests.conftest import FIXTURES, shipped_items
 from worker.content import load_item
 from worker.mime import build_eml
-from worker.render import EDITIONS, MESSAGES, Recipient, sample_recipient
+from worker.render import EDITIONS, MESSAGES, Recipient, compile_mjml, sample_recipient
 
 CASES = [(item, edition, message) for item in shipped_items()
          for message in MESSAGES[item.kind] for edition in EDITIONS]
@@ -171,3 +171,9 @@ def test_cedillas_in_content_are_repaired_on_load(tmp_path: Path, renderer):
 
     assert [(n.line, n.fixable) for n in item.notes] == [(9, True)]
     assert "participanților" in rendered.text and not CEDILLA.search(rendered.html)
+
+
+def test_newlines_inside_attribute_values_are_collapsed_before_mrml():
+    html = compile_mjml('<mjml><mj-body><mj-section><mj-column><mj-button href="https://urbact.eu/\n    calls">Go'
+                        '</mj-button></mj-column></mj-section></mj-body></mjml>')
+    assert 'href="https://urbact.eu/ calls"' in html and "\n    calls" not in html

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -94,12 +94,13 @@ class CompiledEdition:
     event: EventMeta | None
 
     def personalise(self, recipient: Recipient) -> Message:
-        values = dict(self._per_recipient(recipient))
+        values = dict(self.slot_values(recipient))
         return Message(subject=self.subject,
                        html=self.html.fill(values, lambda v: html.escape(v, quote=True)),
                        text=self.text.fill(values, str))
 
-    def _per_recipient(self, recipient: Recipient):
+    def slot_values(self, recipient: Recipient) -> Iterator[tuple[str, str]]:
+        """Every stage-2 value for `recipient`, by slot name."""
         yield "email", recipient.email
         for purpose in LINK_PURPOSES:
             yield f"{purpose}_url", recipient.links.get(purpose, "")
