@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,7 +12,6 @@ from worker.render import Renderer
 from worker.settings import PROJECT_ROOT, Settings, load_settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
-IN_CI = os.environ.get("CI") == "true"
 
 
 @pytest.fixture
@@ -32,12 +30,6 @@ def shipped_items() -> list[Item]:
 
 
 # --- Rendered emails in a real browser: tests/test_screenshots.py, tests/test_mjml_parity.py -----
-
-import sys as _sys  # noqa: E402
-
-if str(Path(__file__).resolve().parent) not in _sys.path:  # `import browser` with or without tests/__init__.py
-    _sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 
 @pytest.fixture(scope="session")
 def browser():

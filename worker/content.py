@@ -327,8 +327,6 @@ def _explain(issue: dict) -> str:
         return f"'{where}' is missing; add it (see content/README.md)"
     if kind == "extra_forbidden":
         return f"unknown field '{where}'; remove it or fix its spelling (see content/README.md)"
-    if kind == "literal_error":
-        return f"'{where}': {message}"
     return f"'{where}': {message}" if where else message
 
 

@@ -11,7 +11,6 @@ import html
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
