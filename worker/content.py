@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from babel import Locale
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
 
 from worker.problems import ContentInvalid, Problem
 from worker.yamldoc import YamlDoc, parse_yaml
@@ -183,12 +184,22 @@ class EventMeta(_ItemMeta):
     capacity: int | None = Field(default=None, gt=0)
     contact: Contact
 
-    @model_validator(mode="after")
-    def _consistent(self) -> EventMeta:
-        if self.end <= self.start:
+    @field_validator("end")
+    @classmethod
+    def _ends_after_start(cls, end: datetime, info: ValidationInfo) -> datetime:
+        if "start" in info.data and end <= info.data["start"]:
             raise ValueError("end is not after start; the event must end after it starts")
-        if self.rsvp_deadline > self.start:
+        return end
+
+    @field_validator("rsvp_deadline")
+    @classmethod
+    def _rsvp_before_start(cls, deadline: datetime, info: ValidationInfo) -> datetime:
+        if "start" in info.data and deadline > info.data["start"]:
             raise ValueError("rsvp_deadline is after start; set the RSVP deadline before the event starts")
+        return deadline
+
+    @model_validator(mode="after")
+    def _has_a_place(self) -> EventMeta:
         if self.event_kind in ONLINE_KINDS and not self.online_url:
             raise ValueError(f"a {self.event_kind} is online: add online_url with the join link")
         if self.event_kind not in ONLINE_KINDS and not (self.venue or self.online_url):
