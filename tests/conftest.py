@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +25,11 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture(scope="session")
 def renderer() -> Renderer:
     return Renderer(replace(load_settings(), templates_dir=PROJECT_ROOT / "templates"))
+
+
+def parse_eml(eml: bytes) -> email.message.EmailMessage:
+    """The reference every .eml Herald writes must read back through: Python's own parser."""
+    return email.message_from_bytes(eml, policy=email.policy.default)
 
 
 def shipped_items() -> list[Item]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
 import shutil
 import subprocess
@@ -12,7 +10,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, parse_eml
 from worker.cli import app
 from worker.settings import PROJECT_ROOT
 
@@ -24,8 +22,7 @@ def test_render_writes_html_text_and_eml_per_edition(tmp_path: Path):
     written = sorted(p.name for p in (tmp_path / "event").iterdir())
     assert written == sorted(f"{m}.{e}.{x}" for m in ("invitation", "reminder")
                              for e in ("ro", "en", "both") for x in ("html", "txt", "eml"))
-    parsed = email.message_from_bytes((tmp_path / "event" / "invitation.both.eml").read_bytes(),
-                                      policy=email.policy.default)
+    parsed = parse_eml((tmp_path / "event" / "invitation.both.eml").read_bytes())
     assert parsed["Subject"].startswith("Invitație: reuniunea partenerilor DI4C la Botoșani / Invitation:")
     assert "Rendered for a sample recipient" in result.output
 
@@ -36,7 +33,7 @@ def test_render_one_edition_and_message(tmp_path: Path):
 
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "event").iterdir()) == ["reminder.en.eml", "reminder.en.html", "reminder.en.txt"]
-    parsed = email.message_from_bytes((tmp_path / "event" / "reminder.en.eml").read_bytes(), policy=email.policy.default)
+    parsed = parse_eml((tmp_path / "event" / "reminder.en.eml").read_bytes())
     assert parsed["Subject"] == "Reminder: DI4C partners' meeting"
     assert "A reminder that “DI4C partners' meeting” starts soon." in (tmp_path / "event" / "reminder.en.txt").read_text()
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 from datetime import UTC, datetime
 
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
+from tests.conftest import parse_eml
 from worker.mime import LINE, build_eml, header, mailbox, quoted_printable
 from worker.render import Message, Recipient
 
@@ -16,17 +15,13 @@ words = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zs", "Zl", "Zp"
 header_text = st.lists(words, min_size=1, max_size=12).map(" ".join)
 
 
-def _parse(eml: bytes) -> email.message.EmailMessage:
-    return email.message_from_bytes(eml, policy=email.policy.default)
-
-
 @hypothesis_settings(max_examples=300, deadline=None)
 @given(subject=header_text)
 def test_any_subject_reads_back_exactly(subject):
     wire = header("Subject", subject)
     assert wire.isascii()
     assert all(len(line) <= 998 for line in wire.split("\r\n"))
-    parsed = _parse((wire + "\r\n\r\n").encode())
+    parsed = parse_eml((wire + "\r\n\r\n").encode())
     assert parsed["Subject"] == subject
 
 
@@ -35,7 +30,7 @@ def test_any_subject_reads_back_exactly(subject):
 def test_any_display_name_reads_back_exactly(name):
     # Up to 20 bytes of UTF-8 fit one encoded word. Longer names take several, which RFC 2047 readers
     # join, but Python's address parser (unlike its Subject parser) puts a space between them.
-    parsed = _parse(f"To: {mailbox(name, 'ana@example.org')}\r\n\r\n".encode())
+    parsed = parse_eml(f"To: {mailbox(name, 'ana@example.org')}\r\n\r\n".encode())
     address = parsed["To"].addresses[0]
     assert (address.display_name, address.addr_spec) == (name, "ana@example.org")
 
@@ -45,7 +40,7 @@ def test_any_display_name_reads_back_exactly(name):
 def test_quoted_printable_bodies_read_back_and_keep_lines_short(body):
     encoded = quoted_printable(body)
     assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))
-    part = _parse(b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" + encoded)
+    part = parse_eml(b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" + encoded)
     assert part.get_content().replace("\r\n", "\n") == body
 
 
@@ -60,7 +55,7 @@ def test_eml_layout(settings):
     message = Message(subject="Invitație", html="<p>Bună</p>\n", text="Bună\n")
     recipient = Recipient(email="ana@example.org", name="Ana", links={"unsubscribe": "https://h.example/u/1"})
     eml = build_eml(message, recipient, settings, sent_at=datetime(2027, 1, 2, 3, 4, 5, tzinfo=UTC))
-    parsed = _parse(eml)
+    parsed = parse_eml(eml)
 
     assert parsed["Date"] == "Sat, 02 Jan 2027 03:04:05 +0000"
     assert parsed["Message-ID"].endswith(f"@{settings.org_email.rpartition('@')[2]}>")

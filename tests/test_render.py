@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import html
 import re
 import shutil
@@ -13,7 +11,7 @@ import mrml
 import pytest
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
-from tests.conftest import FIXTURES, shipped_items
+from tests.conftest import FIXTURES, parse_eml, shipped_items
 from worker.content import load_item
 from worker.mime import build_eml
 from worker.render import EDITIONS, MESSAGES, Recipient, compile_mjml, sample_recipient
@@ -22,10 +20,6 @@ CASES = [(item, edition, message) for item in shipped_items()
          for message in MESSAGES[item.kind] for edition in EDITIONS]
 HREF = re.compile(r'href="([^"]*)"')
 CEDILLA = re.compile("[şţŞŢ]")
-
-
-def _parse(eml: bytes) -> email.message.EmailMessage:
-    return email.message_from_bytes(eml, policy=email.policy.default)
 
 
 def test_there_is_enough_sample_content():
@@ -40,7 +34,7 @@ def test_rendered_email_reads_back(item, edition, message, renderer, settings):
     compiled = renderer.compile(item, edition, message)
     rendered = compiled.personalise(recipient)
     eml = build_eml(rendered, recipient, settings)
-    parsed = _parse(eml)
+    parsed = parse_eml(eml)
 
     # Structure: multipart/alternative, text first, both quoted-printable UTF-8.
     assert parsed.get_content_type() == "multipart/alternative"
@@ -155,7 +149,7 @@ def test_non_ascii_subject_and_names_are_rfc2047_encoded(renderer, settings):
     head = eml.split(b"\r\n\r\n", 1)[0].decode("ascii")
 
     assert "=?utf-8?" in head
-    parsed = _parse(eml)
+    parsed = parse_eml(eml)
     assert parsed["Subject"] == "Invitație: reuniunea partenerilor DI4C la Botoșani"
     assert parsed["To"].addresses[0].display_name == "Ștefan Țurcanu"
 
