@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
+from needs import unavailable
 
 TESTS_DIR = Path(__file__).resolve().parent
 NODE_MODULES = TESTS_DIR / "node_modules"
@@ -33,13 +33,6 @@ CHROMIUM_ARGS = [
 ]
 VIEWPORT_HEIGHT = 800  # full-page screenshots grow past it
 PAGE_TIMEOUT_MS = 30_000
-
-
-def unavailable(reason: str) -> None:
-    """Skip for a missing tool on a developer's machine, but fail on CI (CI=true), which must run these."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true, so this is a failure, not a skip)", pytrace=False)
-    pytest.skip(reason)
 
 
 def artifacts_dir(*parts: str) -> Path:

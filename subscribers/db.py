@@ -1,0 +1,63 @@
+"""Opening the store: one engine per database URL, SQLite tuned for safety, schema migrated to head.
+
+SQLite (the default, a file in the data directory) runs in WAL mode so the web side reads while
+a campaign writes, with foreign keys on and `secure_delete` so erased people leave no bytes in
+free pages. `HERALD_DATABASE_URL=postgresql://…` selects PostgreSQL through psycopg 3.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from worker.settings import Settings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def database_url(raw: str) -> URL:
+    """`postgresql://` means psycopg 3 here, whatever SQLAlchemy's default driver is."""
+    url = make_url(raw)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def _tune_sqlite(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects are untyped
+    cursor = dbapi_connection.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "secure_delete=ON",
+                   "busy_timeout=10000"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def create(url: str | URL) -> Engine:
+    url = database_url(str(url)) if isinstance(url, str) else url
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+        event.listen(engine, "connect", _tune_sqlite)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration (a no-op when it is there already)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def open_store(settings: Settings) -> sessionmaker[Session]:
+    """The session factory every command and task uses; migrates on first open."""
+    engine = create(settings.database_url)
+    migrate(engine)
+    return sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,281 @@
+"""`herald subscribers import`: a CSV file into the store, row by row, never stopped by a bad row.
+
+Each row ends as imported, updated, unchanged or skipped (with the reason), and the same file
+imported twice changes nothing the second time. An import only adds: it fills fields the file
+gives, adds topics and attributes, and confirms a pending person whose consent the file records;
+it never blanks a field, drops a topic, or re-subscribes someone who unsubscribed or was erased.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from subscribers import profile as p
+from subscribers.csvfile import Table, open_table
+from subscribers.models import Consent, Subscriber, SubscriberTopic
+from subscribers.profile import Invalid, Profile, email_hash, email_key
+from subscribers.store import suppressed_hashes, sync_topics
+from subscribers.topics import Topic, topic_matcher
+from subscribers.vocabulary import FINAL_STATUSES
+
+CHUNK = 1000
+OUTCOMES = ("imported", "updated", "unchanged", "skipped")
+_NO = {"", "no", "nu", "false", "fals", "0", "n", "off", "refuz", "refused", "declined", "nu sunt de acord"}
+_LIST = re.compile(r"[;,|\n]")
+
+
+@dataclass(frozen=True)
+class Options:
+    now: datetime
+    topics: tuple[str, ...] = ()  # --topic: added to every row
+    consent_source: str | None = None  # --consent-source: everyone in the file agreed, through this source
+    consent_version: str = "import"  # --consent-version: the wording they agreed to
+
+
+@dataclass(frozen=True)
+class ConsentClaim:
+    purpose: str
+    given_at: datetime
+    source: str
+
+
+@dataclass(frozen=True)
+class Candidate:
+    line: int
+    profile: Profile
+    given: frozenset[str]  # the fields this row states; an update touches only these
+    consent: ConsentClaim | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class RowResult:
+    line: int
+    email: str
+    outcome: str
+    reason: str = ""
+
+
+@dataclass
+class Report:
+    table: Table
+    counts: Counter[str] = field(default_factory=Counter)
+    skipped: list[RowResult] = field(default_factory=list)
+    notes: list[RowResult] = field(default_factory=list)
+
+    def add(self, result: RowResult) -> None:
+        self.counts[result.outcome] += 1
+        if result.outcome == "skipped":
+            self.skipped.append(result)
+        elif result.reason:
+            self.notes.append(result)
+
+
+# ---- one row, pure ----------------------------------------------------------------------------
+
+def _consent_date(raw: str, now: datetime) -> datetime | None:
+    """ISO 8601, 31.12.2024 [10:00[:00]] or Google Forms' 12/31/2024 [10:00:00]; naive times are UTC."""
+    text = raw.strip()
+    if not text:
+        return now
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        for pattern in ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y",
+                        "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y"):
+            try:
+                moment = datetime.strptime(text, pattern)
+                break
+            except ValueError:
+                continue
+        else:
+            return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _consent(record: dict[str, str], options: Options, topics: frozenset[str]) -> tuple[ConsentClaim | None, str]:
+    stated = record.get("consent")
+    source = record.get("consent_source") or options.consent_source
+    agreed = p.fold(stated) not in _NO if stated is not None else options.consent_source is not None
+    if not agreed:
+        return None, ""
+    if not source:
+        return None, "pending: consent is recorded but not its source; pass --consent-source"
+    given_at = _consent_date(record.get("consent_date", ""), options.now)
+    if given_at is None:
+        return None, f"pending: consent date '{record['consent_date']}' is not a date (use YYYY-MM-DD HH:MM)"
+    wording = stated if stated and len(stated) > 12 else "newsletters and event invitations"
+    purpose = wording + (f" (topics: {', '.join(sorted(topics))})" if topics else "")
+    return ConsentClaim(p.clean_text(purpose), given_at, p.clean_text(source)), ""
+
+
+def parse_row(line: int, record: dict[str, str], options: Options,
+              match_topic: Callable[[str], str]) -> Candidate | RowResult:
+    """A row as a candidate subscriber, or a skipped result saying why."""
+    raw_email = record.get("email", "")
+    if "__extra__" in record:
+        return RowResult(line, raw_email, "skipped", f"{record['__extra__']} more cell(s) than the header has; "
+                         "check the delimiter and the quotes around values that contain it")
+    try:
+        email = p.normalise_email(raw_email)
+        country = p.country_code(record.get("country", ""))
+        labels = [label for label in _LIST.split(record.get("topics", "")) if label.strip()]
+        topics = frozenset(map(match_topic, [*labels, *options.topics]))
+        name = record.get("name") or " ".join(filter(None, (record.get("first_name"), record.get("last_name"))))
+        person = Profile(
+            email=email,
+            name=p.clean_text(name),
+            organisation=p.clean_text(record.get("organisation", "")),
+            organisation_type=p.organisation_type(record.get("organisation_type", "")),
+            city=p.clean_text(record.get("city", "")),
+            country=country,
+            timezone=p.timezone(record.get("timezone", ""), country),
+            language=p.language(record.get("language", ""), country),
+            topics=topics,
+            attributes={key.removeprefix("attribute:"): p.clean_text(value)
+                        for key, value in record.items() if key.startswith("attribute:")},
+        )
+    except Invalid as error:
+        return RowResult(line, raw_email, "skipped", str(error))
+    given = {name for name in ("organisation", "organisation_type", "city", "country", "timezone", "language")
+             if record.get(name)}
+    given |= {"name"} if name else set()
+    given |= {"topics"} if topics else set()
+    given |= {"attributes"} if person.attributes else set()
+    consent, note = _consent(record, options, topics)
+    return Candidate(line, person, frozenset(given), consent, note)
+
+
+def changes(subscriber: Subscriber, candidate: Candidate) -> dict[str, object]:
+    """What the row adds to a stored subscriber: the fields it states that differ, merged topics and attributes."""
+    person, found = candidate.profile, {}
+    for name in candidate.given - {"topics", "attributes"}:
+        if getattr(subscriber, name) != getattr(person, name):
+            found[name] = getattr(person, name)
+    new_topics = person.topics - {link.topic for link in subscriber.topics}
+    if new_topics:
+        found["topics"] = new_topics
+    merged = {**subscriber.attributes, **person.attributes}
+    if merged != subscriber.attributes:
+        found["attributes"] = merged
+    if candidate.consent and subscriber.status == "pending":
+        found["status"] = "confirmed"
+    return found
+
+
+# ---- applying rows to the store ---------------------------------------------------------------
+
+def _consent_row(claim: ConsentClaim, options: Options) -> Consent:
+    return Consent(purpose=claim.purpose, text_version=options.consent_version, given_at=claim.given_at,
+                   channel="import", source=claim.source)
+
+
+def _insert(session: Session, candidate: Candidate, secret_key: str, options: Options) -> None:
+    person, confirmed = candidate.profile, candidate.consent is not None
+    session.add(Subscriber(
+        email=person.email, email_key=email_key(person.email), email_hash=email_hash(secret_key, person.email),
+        name=person.name, organisation=person.organisation, organisation_type=person.organisation_type,
+        city=person.city, country=person.country, timezone=person.timezone, language=person.language,
+        attributes=dict(person.attributes), status="confirmed" if confirmed else "pending",
+        created_at=options.now, updated_at=options.now, confirmed_at=options.now if confirmed else None,
+        topics=[SubscriberTopic(topic=slug) for slug in sorted(person.topics)],
+        consents=[_consent_row(candidate.consent, options)] if candidate.consent else [],
+    ))
+
+
+def _update(subscriber: Subscriber, found: dict[str, object], candidate: Candidate, options: Options) -> None:
+    for name, value in found.items():
+        if name == "topics":
+            subscriber.topics.extend(SubscriberTopic(topic=slug) for slug in sorted(value))
+        elif name == "status":
+            subscriber.status, subscriber.confirmed_at = "confirmed", options.now
+            subscriber.consents.append(_consent_row(candidate.consent, options))
+        else:
+            setattr(subscriber, name, value)
+    subscriber.updated_at = options.now
+
+
+def _apply(session: Session, candidates: list[Candidate], secret_key: str, options: Options) -> Iterator[RowResult]:
+    keys = [email_key(c.profile.email) for c in candidates]
+    stored = {s.email_key: s for s in session.scalars(
+        select(Subscriber).options(selectinload(Subscriber.topics), selectinload(Subscriber.consents))
+        .where(Subscriber.email_key.in_(keys)))}
+    blocked = suppressed_hashes(session, [email_hash(secret_key, c.profile.email) for c in candidates])
+    for candidate, key in zip(candidates, keys, strict=True):
+        email = candidate.profile.email
+        if email_hash(secret_key, email) in blocked:
+            yield RowResult(candidate.line, email, "skipped", "on the suppression list (erased or blocked): never imported again")
+            continue
+        subscriber = stored.get(key)
+        if subscriber is None:
+            _insert(session, candidate, secret_key, options)
+            yield RowResult(candidate.line, email, "imported", candidate.note)
+            continue
+        found = changes(subscriber, candidate)
+        if subscriber.status in FINAL_STATUSES:
+            found.pop("status", None)
+        if found:
+            _update(subscriber, found, candidate, options)
+            yield RowResult(candidate.line, email, "updated", candidate.note)
+        else:
+            yield RowResult(candidate.line, email, "unchanged")
+
+
+def _chunks(items: Iterable[tuple[int, dict[str, str]]], size: int) -> Iterator[list[tuple[int, dict[str, str]]]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def import_csv(sessions: sessionmaker[Session], path: Path, catalogue: dict[str, Topic], secret_key: str,
+               options: Options, overrides: dict[str, str] | None = None,
+               progress: Callable[[int, int], None] = lambda rows, total: None) -> tuple[Report, Path]:
+    """Import `path`; returns the report and the CSV it was also written to (next to the input).
+
+    Raises csvfile.FileProblem, before changing anything, when the file as a whole is unusable.
+    Rows are committed a chunk at a time, so an interrupted import is finished by running it again.
+    """
+    table, records = open_table(path, overrides or {})
+    match_topic = topic_matcher(catalogue)
+    for slug in options.topics:
+        match_topic(slug)  # an unknown --topic is the operator's mistake: stop before any row
+    report = Report(table)
+    first_line: dict[str, int] = {}
+    report_path = path.with_name(f"{path.stem}.report.csv")
+    with sessions.begin() as session:
+        sync_topics(session, catalogue)
+    with report_path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["line", "email", "outcome", "reason"])
+        for chunk in _chunks(records, CHUNK):
+            results: list[RowResult] = []
+            candidates: list[Candidate] = []
+            for line, record in chunk:
+                parsed = parse_row(line, record, options, match_topic)
+                if isinstance(parsed, RowResult):
+                    results.append(parsed)
+                    continue
+                key = email_key(parsed.profile.email)
+                if key in first_line:
+                    results.append(RowResult(line, parsed.profile.email, "skipped",
+                                             f"the same address as line {first_line[key]}"))
+                    continue
+                first_line[key] = line
+                candidates.append(parsed)
+            with sessions.begin() as session:
+                results += _apply(session, candidates, secret_key, options)
+            for result in sorted(results, key=lambda r: r.line):
+                report.add(result)
+                writer.writerow([result.line, result.email, result.outcome, result.reason])
+            progress(len(chunk), table.rows)
+    return report, report_path

@@ -1,0 +1,114 @@
+"""The subscriber store's tables (SQLAlchemy 2); Alembic migrations in subscribers/migrations follow them.
+
+Emails are unique by `email_key` (trimmed, lower-cased) so `Ana@X.ro ` and `ana@x.ro` are one
+person. `email_hash` is the keyed hash the suppression list holds, so a suppressed address is
+recognised without keeping it in clear.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, CheckConstraint, DateTime, Dialect, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from subscribers.vocabulary import ORGANISATION_TYPES, STATUSES, SUBSCRIBER_LANGUAGES
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite alone would hand back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass an aware one")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime}
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> CheckConstraint:
+    listed = ", ".join(f"'{value}'" for value in values)
+    return CheckConstraint(f"{column} IN ({listed})", name=f"{column}_known")
+
+
+class SubscriberTopic(Base):
+    __tablename__ = "subscriber_topics"
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True)
+    topic: Mapped[str] = mapped_column(ForeignKey("topics.slug", ondelete="CASCADE"), primary_key=True)
+    __table_args__ = (Index("ix_subscriber_topics_topic", "topic", "subscriber_id"),)
+
+
+class Subscriber(Base):
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    email_hash: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    organisation: Mapped[str] = mapped_column(String(300), default="")
+    organisation_type: Mapped[str | None] = mapped_column(String(20), index=True)
+    city: Mapped[str] = mapped_column(String(120), default="")
+    country: Mapped[str | None] = mapped_column(String(2), index=True)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(4), index=True)
+    attributes: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(12), index=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    confirmed_at: Mapped[datetime | None]
+    unsubscribed_at: Mapped[datetime | None]
+    bounced_at: Mapped[datetime | None]
+    complained_at: Mapped[datetime | None]
+
+    topics: Mapped[list[SubscriberTopic]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+    consents: Mapped[list[Consent]] = relationship(cascade="all, delete-orphan", passive_deletes=True,
+                                                   order_by="Consent.id")
+
+    __table_args__ = (
+        _one_of("language", SUBSCRIBER_LANGUAGES),
+        _one_of("status", STATUSES),
+        _one_of("organisation_type", ORGANISATION_TYPES),
+    )
+
+
+class Consent(Base):
+    """What a person agreed to, in which wording, when, through which channel and from which source."""
+
+    __tablename__ = "consents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(Text)
+    text_version: Mapped[str] = mapped_column(String(64))
+    given_at: Mapped[datetime]
+    channel: Mapped[str] = mapped_column(String(20))  # import, form, api
+    source: Mapped[str] = mapped_column(Text)
+
+
+class Topic(Base):
+    __tablename__ = "topics"
+    slug: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name_ro: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+
+
+class Suppression(Base):
+    """Addresses never mailed again, held only as keyed hashes."""
+
+    __tablename__ = "suppressions"
+    email_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(20))  # erased, unsubscribed, bounced, complained, manual
+    created_at: Mapped[datetime]
