@@ -25,6 +25,7 @@ from subscribers.db import open_store
 from subscribers.gdpr import erase_person, person_record
 from subscribers.importer import OUTCOMES, Options, Report, import_csv
 from subscribers.models import Subscriber
+from subscribers.profile import Invalid
 from subscribers.segments import Segment, load_segments, members
 from subscribers.topics import Topic, load_topics
 from worker.problems import ContentInvalid, display_path
@@ -126,26 +127,39 @@ def import_command(
     sample: Annotated[bool, typer.Option(help=f"Import the fictional people in content/{SAMPLE_FILE}.")] = False,
 ) -> None:
     """Import subscribers from CSV; every row is reported, and a bad row never stops the others."""
-    context = _context()
     if sample == (file is not None):
         raise typer.BadParameter("give a FILE to import, or --sample (not both)")
-    if sample:
-        file, consent_source = context.settings.content_dir / SAMPLE_FILE, consent_source or "Herald sample data"
-    assert file is not None
-    if not file.is_file():
+    if file is not None and not file.is_file():
         raise typer.BadParameter(f"{file} is not a file")
+    context = _context()
+    if sample:
+        import_sample(context)
+        return
+    assert file is not None
     options = Options(now=datetime.now(UTC), topics=tuple(topic or ()), consent_source=consent_source,
                       consent_version=consent_version)
+    _import(context, file, options, _overrides(map_ or []))
+
+
+def import_sample(context: Context) -> None:
+    """The fictional sample people, consent recorded, with the report kept in the data folder."""
+    _import(context, context.settings.content_dir / SAMPLE_FILE,
+            Options(now=datetime.now(UTC), consent_source="Herald sample data (fictional people)"), {},
+            report_path=context.settings.data_dir / f"{Path(SAMPLE_FILE).stem}.report.csv")
+
+
+def _import(context: Context, file: Path, options: Options, overrides: dict[str, str],
+            report_path: Path | None = None) -> None:
     try:
         with _progress("Importing") as advance:
-            report, report_path = import_csv(context.sessions, file, context.topics, context.settings.secret_key,
-                                             options, _overrides(map_ or []), advance)
+            report, written = import_csv(context.sessions, file, context.topics, context.settings.secret_key,
+                                         options, overrides, advance, report_path)
     except FileProblem as error:
         errors.print(f"[red]{display_path(file)}: {error}. Nothing was imported.[/red]")
         raise typer.Exit(1) from None
-    except ValueError as error:  # an unknown --topic
+    except Invalid as error:  # an unknown --topic
         raise typer.BadParameter(str(error)) from None
-    _print_report(report, report_path)
+    _print_report(report, written)
 
 
 @contextmanager
@@ -236,10 +250,20 @@ def erase(
 
 # ---- segments -------------------------------------------------------------------------------
 
+def demo_people() -> None:
+    """`herald demo`'s people: the sample subscribers imported (again: nothing changes), segments counted."""
+    context = _context()
+    import_sample(context)
+    _print_segments(context)
+
+
 @segments_app.command("list")
 def list_segments() -> None:
     """Every segment with the number of people it reaches now."""
-    context = _context()
+    _print_segments(_context())
+
+
+def _print_segments(context: Context) -> None:
     table = Table(title="Segments (confirmed, not suppressed)")
     table.add_column("segment", no_wrap=True)
     table.add_column("reaches", justify="right")

@@ -118,10 +118,10 @@ def open_table(path: Path, overrides: dict[str, str]) -> tuple[Table, Iterator[t
             if not any(cell.strip() for cell in row):
                 continue
             record: dict[str, str] = {}
-            for index, cell in enumerate(row):
-                field = columns.get(index)
-                if field and field != IGNORE and cell.strip():
-                    record[field] = cell.strip()
+            for index, field in columns.items():
+                cell = row[index].strip() if index < len(row) else ""
+                if field != IGNORE and (cell or field == "consent"):  # an empty consent cell says "no"
+                    record[field] = cell
             if len(row) > len(headers) and any(cell.strip() for cell in row[len(headers):]):
                 record["__extra__"] = str(len(row) - len(headers))
             yield reader.line_num, record

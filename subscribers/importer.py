@@ -104,10 +104,11 @@ def _consent_date(raw: str, now: datetime) -> datetime | None:
 
 
 def _consent(record: dict[str, str], options: Options, topics: frozenset[str]) -> tuple[ConsentClaim | None, str]:
-    stated = record.get("consent")
+    stated = record.get("consent")  # None when the file has no consent column; "" when this row's cell is empty
     source = record.get("consent_source") or options.consent_source
-    agreed = p.fold(stated) not in _NO if stated is not None else options.consent_source is not None
-    if not agreed:
+    if stated is not None and p.fold(stated) in _NO:
+        return None, f"pending: the consent column says '{stated}'" if stated else "pending: the consent column is empty"
+    if stated is None and options.consent_source is None:
         return None, ""
     if not source:
         return None, "pending: consent is recorded but not its source; pass --consent-source"
@@ -239,8 +240,9 @@ def _chunks(items: Iterable[tuple[int, dict[str, str]]], size: int) -> Iterator[
 
 def import_csv(sessions: sessionmaker[Session], path: Path, catalogue: dict[str, Topic], secret_key: str,
                options: Options, overrides: dict[str, str] | None = None,
-               progress: Callable[[int, int], None] = lambda rows, total: None) -> tuple[Report, Path]:
-    """Import `path`; returns the report and the CSV it was also written to (next to the input).
+               progress: Callable[[int, int], None] = lambda rows, total: None,
+               report_path: Path | None = None) -> tuple[Report, Path]:
+    """Import `path`; returns the report and the CSV it was also written to (default: next to the input).
 
     Raises csvfile.FileProblem, before changing anything, when the file as a whole is unusable.
     Rows are committed a chunk at a time, so an interrupted import is finished by running it again.
@@ -251,7 +253,7 @@ def import_csv(sessions: sessionmaker[Session], path: Path, catalogue: dict[str,
         match_topic(slug)  # an unknown --topic is the operator's mistake: stop before any row
     report = Report(table)
     first_line: dict[str, int] = {}
-    report_path = path.with_name(f"{path.stem}.report.csv")
+    report_path = report_path or path.with_name(f"{path.stem}.report.csv")
     with sessions.begin() as session:
         sync_topics(session, catalogue)
     with report_path.open("w", encoding="utf-8", newline="") as out:

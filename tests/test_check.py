@@ -39,6 +39,8 @@ class Break:
 BREAKS = [
     Break("bad YAML", "newsletter", "meta.yaml", "audience: all-subscribers", "audience: all: subscribers",
           4, "YAML syntax"),
+    Break("unknown audience", "newsletter", "meta.yaml", "audience: all-subscribers", "audience: all-subscriber",
+          4, "audience 'all-subscriber' is not a segment in segments.yaml; use one of all-subscribers, "),
     Break("missing field", "newsletter", "meta.yaml", "    deadline: 2027-03-31 23:59\n", "",
           13, "'calls.0.deadline' is missing"),
     Break("unknown field", "event", "meta.yaml", "capacity: 40", "capacitty: 40", 11, "unknown field 'capacitty'"),

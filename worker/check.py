@@ -14,12 +14,15 @@ from pathlib import Path
 
 import jinja2
 
+from subscribers.segments import SEGMENTS_FILE, load_segments
+from subscribers.topics import load_topics
 from worker.content import CEDILLAS, Item, find_items, load_item
 from worker.i18n import load_catalogues
 from worker.mjml_lint import lint_mjml
 from worker.problems import ContentInvalid, Problem
 from worker.render import EDITIONS, MESSAGES, Renderer, sample_recipient
 from worker.settings import Settings
+from worker.yamldoc import parse_yaml
 
 GMAIL_CLIP_BYTES = 102 * 1024
 
@@ -59,9 +62,26 @@ def check(paths: list[Path], settings: Settings) -> list[Problem]:
                 continue
             problems.extend(item.notes)
             items.append(item)
+    problems.extend(check_audiences(items, settings.content_dir))
     if not any(not p.fixable for p in problems):
         problems.extend(check_rendering(items, settings))
     return sorted(set(problems))
+
+
+def check_audiences(items: list[Item], content_dir: Path) -> list[Problem]:
+    """The topics and segments files are valid, and every item's audience names a segment."""
+    try:
+        segments = load_segments(content_dir, load_topics(content_dir))
+    except ContentInvalid as error:
+        return error.problems
+    problems = []
+    for item in items:
+        if item.meta.audience not in segments:
+            meta = item.path / "meta.yaml"
+            line = parse_yaml(meta.read_text(encoding="utf-8")).line_of(("audience",))
+            problems.append(Problem(meta, line, f"audience '{item.meta.audience}' is not a segment in "
+                                    f"{SEGMENTS_FILE}; use one of {', '.join(segments)}"))
+    return problems
 
 
 def check_templates(templates_dir: Path) -> list[Problem]:

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from subscribers.cli import segments_app, subscribers_app
+from subscribers.cli import demo_people, segments_app, subscribers_app
 from worker.check import check, fix_cedillas
 from worker.content import Item, find_items, load_item
 from worker.mime import build_eml
@@ -124,7 +124,7 @@ def check_command(
 
 @app.command()
 def demo() -> None:
-    """Render every shipped item in every edition into the local outbox (embedded defaults, no server)."""
+    """Render every shipped item into the local outbox and load the sample subscribers (embedded defaults, no server)."""
     settings = load_settings()
     renderer = Renderer(settings)
     items = _load(settings.content_dir)
@@ -137,3 +137,4 @@ def demo() -> None:
             progress.advance(task)
     _report(rows)
     console.print(f"Open the .html files in a browser, or the .eml files in a mail client: {display_path(settings.outbox_dir)}/")
+    demo_people()
