@@ -40,10 +40,15 @@ HEADERS: dict[str, tuple[str, ...]] = {
     "consent_date": ("consent date", "timestamp", "submitted at", "submission date", "completion time",
                      "data acordului", "data", "marcaj de timp", "marca temporala", "data completarii"),
     "consent_source": ("consent source", "source", "sursa", "sursa acordului"),
+    "status": ("status", "subscription status", "stare", "starea abonarii"),
+    "attributes": ("attributes", "atribute"),  # a JSON object, as `herald subscribers export` writes it
 }
+# Columns of Herald's own export that an import leaves out: Herald keeps its own time stamps.
+_OWN_STAMPS = ("created at", "confirmed at", "updated at")
 FIELDS = tuple(HEADERS)
 IGNORE = "-"  # `--map "Column=-"` leaves a column out, even from the custom attributes
-_LOOKUP = {fold(header): field for field, headers in HEADERS.items() for header in headers}
+_LOOKUP = {fold(header): field for field, headers in HEADERS.items() for header in headers} | {
+    stamp: IGNORE for stamp in _OWN_STAMPS}
 
 
 class FileProblem(ValueError):

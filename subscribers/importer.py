@@ -9,6 +9,7 @@ it never blanks a field, drops a topic, or re-subscribes someone who unsubscribe
 from __future__ import annotations
 
 import csv
+import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -17,11 +18,11 @@ from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from subscribers import profile as p
-from subscribers.csvfile import Table, open_table
+from subscribers.csvfile import Table, attribute_name, open_table
 from subscribers.models import Consent, Subscriber, SubscriberTopic
 from subscribers.profile import Invalid, Profile, email_hash, email_key
 from subscribers.store import suppressed_hashes, sync_topics
@@ -32,6 +33,7 @@ CHUNK = 1000
 OUTCOMES = ("imported", "updated", "unchanged", "skipped")
 _NO = {"", "no", "nu", "false", "fals", "0", "n", "off", "refuz", "refused", "declined", "nu sunt de acord"}
 _LIST = re.compile(r"[;,|\n]")
+_SUBSCRIBED = {"confirmed", "pending", "subscribed", "active", "activ", "abonat", "confirmat", "in asteptare"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class Candidate:
     given: frozenset[str]  # the fields this row states; an update touches only these
     consent: ConsentClaim | None
     note: str = ""
+    opted_out: str | None = None  # unsubscribed, bounced or complained, as another tool's export says
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,32 @@ def _consent(record: dict[str, str], options: Options, topics: frozenset[str]) -
     return ConsentClaim(p.clean_text(purpose), given_at, p.clean_text(source)), ""
 
 
+def _opted_out(raw: str) -> str | None:
+    """A status column counts only when it says the person must not be mailed; consent decides the rest."""
+    status = p.fold(raw)
+    if not status or status in _SUBSCRIBED:
+        return None
+    if status in FINAL_STATUSES:
+        return status
+    raise Invalid(f"'{raw}' is not a status; write {', '.join(sorted(FINAL_STATUSES))} (or leave it empty)")
+
+
+def _attributes(record: dict[str, str]) -> dict[str, str]:
+    """Custom columns, plus the `attributes` JSON object that `herald subscribers export` writes."""
+    found: dict[str, str] = {}
+    if record.get("attributes"):
+        try:
+            data = json.loads(record["attributes"])
+        except json.JSONDecodeError:
+            data = None
+        if not isinstance(data, dict) or not all(isinstance(v, str | int | float) for v in data.values()):
+            raise Invalid("the attributes column is not a JSON object of names and values, e.g. {\"role\": \"expert\"}")
+        found.update({attribute_name(key): p.clean_text(str(value)) for key, value in data.items()})
+    found.update({key.removeprefix("attribute:"): p.clean_text(value)
+                  for key, value in record.items() if key.startswith("attribute:")})
+    return found
+
+
 def parse_row(line: int, record: dict[str, str], options: Options,
               match_topic: Callable[[str], str]) -> Candidate | RowResult:
     """A row as a candidate subscriber, or a skipped result saying why."""
@@ -143,9 +172,9 @@ def parse_row(line: int, record: dict[str, str], options: Options,
             timezone=p.timezone(record.get("timezone", ""), country),
             language=p.language(record.get("language", ""), country),
             topics=topics,
-            attributes={key.removeprefix("attribute:"): p.clean_text(value)
-                        for key, value in record.items() if key.startswith("attribute:")},
+            attributes=_attributes(record),
         )
+        opted_out = _opted_out(record.get("status", ""))
     except Invalid as error:
         return RowResult(line, raw_email, "skipped", str(error))
     given = {name for name in ("organisation", "organisation_type", "city", "country", "timezone", "language")
@@ -154,7 +183,7 @@ def parse_row(line: int, record: dict[str, str], options: Options,
     given |= {"topics"} if topics else set()
     given |= {"attributes"} if person.attributes else set()
     consent, note = _consent(record, options, topics)
-    return Candidate(line, person, frozenset(given), consent, note)
+    return Candidate(line, person, frozenset(given), consent, note, opted_out)
 
 
 def changes(subscriber: Subscriber, candidate: Candidate) -> dict[str, object]:
@@ -169,29 +198,41 @@ def changes(subscriber: Subscriber, candidate: Candidate) -> dict[str, object]:
     merged = {**subscriber.attributes, **person.attributes}
     if merged != subscriber.attributes:
         found["attributes"] = merged
-    if candidate.consent and subscriber.status == "pending":
+    if candidate.opted_out and subscriber.status != candidate.opted_out:
+        found["status"] = candidate.opted_out
+    elif candidate.consent and subscriber.status == "pending" and not candidate.opted_out:
         found["status"] = "confirmed"
     return found
 
 
 # ---- applying rows to the store ---------------------------------------------------------------
 
-def _consent_row(claim: ConsentClaim, options: Options) -> Consent:
-    return Consent(purpose=claim.purpose, text_version=options.consent_version, given_at=claim.given_at,
-                   channel="import", source=claim.source)
+def _new_status(candidate: Candidate) -> str:
+    return candidate.opted_out or ("confirmed" if candidate.consent else "pending")
 
 
-def _insert(session: Session, candidate: Candidate, secret_key: str, options: Options) -> None:
-    person, confirmed = candidate.profile, candidate.consent is not None
-    session.add(Subscriber(
-        email=person.email, email_key=email_key(person.email), email_hash=email_hash(secret_key, person.email),
-        name=person.name, organisation=person.organisation, organisation_type=person.organisation_type,
-        city=person.city, country=person.country, timezone=person.timezone, language=person.language,
-        attributes=dict(person.attributes), status="confirmed" if confirmed else "pending",
-        created_at=options.now, updated_at=options.now, confirmed_at=options.now if confirmed else None,
-        topics=[SubscriberTopic(topic=slug) for slug in sorted(person.topics)],
-        consents=[_consent_row(candidate.consent, options)] if candidate.consent else [],
-    ))
+def _insert(session: Session, candidates: list[Candidate], secret_key: str, options: Options) -> None:
+    """New people in three multi-row statements (subscribers, their topics, their consents), not one per row."""
+    if not candidates:
+        return
+    ids = session.scalars(insert(Subscriber).returning(Subscriber.id, sort_by_parameter_order=True), [
+        dict(email=c.profile.email, email_key=email_key(c.profile.email),
+             email_hash=email_hash(secret_key, c.profile.email), name=c.profile.name,
+             organisation=c.profile.organisation, organisation_type=c.profile.organisation_type,
+             city=c.profile.city, country=c.profile.country, timezone=c.profile.timezone,
+             language=c.profile.language, attributes=dict(c.profile.attributes), status=_new_status(c),
+             created_at=options.now, updated_at=options.now)
+        | ({f"{_new_status(c)}_at": options.now} if _new_status(c) != "pending" else {})
+        for c in candidates]).all()
+    topics = [{"subscriber_id": id_, "topic": slug} for id_, c in zip(ids, candidates, strict=True)
+              for slug in sorted(c.profile.topics)]
+    if topics:
+        session.execute(insert(SubscriberTopic), topics)
+    consents = [{"subscriber_id": id_, "purpose": c.consent.purpose, "text_version": options.consent_version,
+                 "given_at": c.consent.given_at, "channel": "import", "source": c.consent.source}
+                for id_, c in zip(ids, candidates, strict=True) if c.consent and not c.opted_out]
+    if consents:
+        session.execute(insert(Consent), consents)
 
 
 def _update(subscriber: Subscriber, found: dict[str, object], candidate: Candidate, options: Options) -> None:
@@ -199,8 +240,12 @@ def _update(subscriber: Subscriber, found: dict[str, object], candidate: Candida
         if name == "topics":
             subscriber.topics.extend(SubscriberTopic(topic=slug) for slug in sorted(value))
         elif name == "status":
-            subscriber.status, subscriber.confirmed_at = "confirmed", options.now
-            subscriber.consents.append(_consent_row(candidate.consent, options))
+            subscriber.status = value
+            setattr(subscriber, f"{value}_at", options.now)
+            if value == "confirmed":
+                claim = candidate.consent
+                subscriber.consents.append(Consent(purpose=claim.purpose, text_version=options.consent_version,
+                                                   given_at=claim.given_at, channel="import", source=claim.source))
         else:
             setattr(subscriber, name, value)
     subscriber.updated_at = options.now
@@ -212,6 +257,7 @@ def _apply(session: Session, candidates: list[Candidate], secret_key: str, optio
         select(Subscriber).options(selectinload(Subscriber.topics), selectinload(Subscriber.consents))
         .where(Subscriber.email_key.in_(keys)))}
     blocked = suppressed_hashes(session, [email_hash(secret_key, c.profile.email) for c in candidates])
+    new: list[Candidate] = []
     for candidate, key in zip(candidates, keys, strict=True):
         email = candidate.profile.email
         if email_hash(secret_key, email) in blocked:
@@ -219,7 +265,7 @@ def _apply(session: Session, candidates: list[Candidate], secret_key: str, optio
             continue
         subscriber = stored.get(key)
         if subscriber is None:
-            _insert(session, candidate, secret_key, options)
+            new.append(candidate)
             yield RowResult(candidate.line, email, "imported", candidate.note)
             continue
         found = changes(subscriber, candidate)
@@ -230,6 +276,7 @@ def _apply(session: Session, candidates: list[Candidate], secret_key: str, optio
             yield RowResult(candidate.line, email, "updated", candidate.note)
         else:
             yield RowResult(candidate.line, email, "unchanged")
+    _insert(session, new, secret_key, options)
 
 
 def _chunks(items: Iterable[tuple[int, dict[str, str]]], size: int) -> Iterator[list[tuple[int, dict[str, str]]]]:
@@ -254,6 +301,7 @@ def import_csv(sessions: sessionmaker[Session], path: Path, catalogue: dict[str,
     report = Report(table)
     first_line: dict[str, int] = {}
     report_path = report_path or path.with_name(f"{path.stem}.report.csv")
+    report_path.parent.mkdir(parents=True, exist_ok=True)
     with sessions.begin() as session:
         sync_topics(session, catalogue)
     with report_path.open("w", encoding="utf-8", newline="") as out:
