@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import Annotated, NoReturn, TextIO
 
 import typer
 from rich.console import Console
@@ -55,7 +55,7 @@ def _context() -> Context:
     return Context(settings, open_store(settings), topics)
 
 
-def _fail_content(error: ContentInvalid) -> None:
+def _fail_content(error: ContentInvalid) -> NoReturn:
     for problem in error.problems:
         errors.print(str(problem), markup=False, highlight=False)
     errors.print("[red]Fix the lines above, then run `herald check`.[/red]")
@@ -67,7 +67,6 @@ def _segments(context: Context) -> dict[str, Segment]:
         return load_segments(context.settings.content_dir, context.topics)
     except ContentInvalid as error:
         _fail_content(error)
-        raise  # unreachable: _fail_content exits
 
 
 def _segment(context: Context, name: str) -> Segment:

@@ -33,6 +33,7 @@ CHUNK = 1000
 OUTCOMES = ("imported", "updated", "unchanged", "skipped")
 _NO = {"", "no", "nu", "false", "fals", "0", "n", "off", "refuz", "refused", "declined", "nu sunt de acord"}
 _LIST = re.compile(r"[;,|\n]")
+_YES_WORDS_MAX = 20  # "Da", "Yes", "Sunt de acord"; a longer consent cell is the wording itself, kept as the purpose
 _SUBSCRIBED = {"confirmed", "pending", "subscribed", "active", "activ", "abonat", "confirmat", "in asteptare"}
 
 
@@ -118,7 +119,7 @@ def _consent(record: dict[str, str], options: Options, topics: frozenset[str]) -
     given_at = _consent_date(record.get("consent_date", ""), options.now)
     if given_at is None:
         return None, f"pending: consent date '{record['consent_date']}' is not a date (use YYYY-MM-DD HH:MM)"
-    wording = stated if stated and len(stated) > 12 else "newsletters and event invitations"
+    wording = stated if stated and len(stated) > _YES_WORDS_MAX else "newsletters and event invitations"
     purpose = wording + (f" (topics: {', '.join(sorted(topics))})" if topics else "")
     return ConsentClaim(p.clean_text(purpose), given_at, p.clean_text(source)), ""
 

@@ -61,8 +61,10 @@ def sync_topics(session: Session, catalogue: dict[str, CatalogueTopic]) -> None:
     """Make the topics table say what content/topics.yaml says (topics are added or renamed, never dropped)."""
     stored = {topic.slug: topic for topic in session.scalars(select(Topic))}
     for slug, topic in catalogue.items():
-        row = stored.get(slug) or session.merge(Topic(slug=slug, name_ro="", name_en=""))
-        row.name_ro, row.name_en = topic.names["ro"], topic.names["en"]
+        if slug in stored:
+            stored[slug].name_ro, stored[slug].name_en = topic.names["ro"], topic.names["en"]
+        else:
+            session.add(Topic(slug=slug, name_ro=topic.names["ro"], name_en=topic.names["en"]))
 
 
 def count(session: Session, where: ColumnElement[bool] | None = None) -> int:
