@@ -7,12 +7,13 @@ their header, in Romanian or English, with or without diacritics; `--map` overri
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from subscribers.profile import fold
 
@@ -69,14 +70,26 @@ def attribute_name(header: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", fold(header)).strip("_") or "column"
 
 
-def decode(data: bytes) -> tuple[str, str]:
-    """(text, encoding name): a BOM means UTF-8; valid UTF-8 is UTF-8; anything else is Windows-1250."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="replace"), "UTF-8 with BOM"
-    try:
-        return data.decode("utf-8"), "UTF-8"
-    except UnicodeDecodeError:
-        return data.decode("cp1250", errors="replace"), "Windows-1250"
+_BOM = b"\xef\xbb\xbf"
+
+
+def detect_encoding(path: Path) -> tuple[str, str]:
+    """(codec, name): a BOM means UTF-8; valid UTF-8 is UTF-8; anything else is Windows-1250.
+
+    Checked a block at a time, so a large file is never held in memory.
+    """
+    with path.open("rb") as file:
+        if file.read(3) == _BOM:
+            return "utf-8-sig", "UTF-8 with BOM"
+        file.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        try:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "cp1250", "Windows-1250"
+    return "utf-8", "UTF-8"
 
 
 def _delimiter(header_line: str) -> str:
@@ -107,28 +120,38 @@ def map_columns(headers: list[str], overrides: dict[str, str]) -> dict[int, str]
 
 
 def open_table(path: Path, overrides: dict[str, str]) -> tuple[Table, Iterator[tuple[int, dict[str, str]]]]:
-    """The file's layout, and its data rows as (line number, {field: text}) in file order."""
-    text, encoding = decode(path.read_bytes())
-    if not text.strip():
-        raise FileProblem("the file is empty; export it again with its header row")
-    delimiter = _delimiter(text.splitlines()[0])
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    headers = [header.strip() for header in next(reader)]
+    """The file's layout, and its data rows as (line number, {field: text}) in file order, streamed."""
+    codec, encoding = detect_encoding(path)
+
+    def read() -> TextIO:
+        return path.open(encoding=codec, errors="replace", newline="")
+
+    with read() as file:
+        first = file.readline()
+        if not first.strip() and not any(line.strip() for line in file):
+            raise FileProblem("the file is empty; export it again with its header row")
+    delimiter = _delimiter(first)
+    with read() as file:
+        reader = csv.reader(file, delimiter=delimiter)
+        headers = [header.strip() for header in next(reader)]
+        rows = sum(1 for row in reader if any(map(str.strip, row)))
     columns = map_columns(headers, overrides)
-    rows = sum(1 for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) if any(map(str.strip, row))) - 1
     table = Table(encoding, delimiter, headers, columns, rows)
 
     def records() -> Iterator[tuple[int, dict[str, str]]]:
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
-            record: dict[str, str] = {}
-            for index, field in columns.items():
-                cell = row[index].strip() if index < len(row) else ""
-                if field != IGNORE and (cell or field == "consent"):  # an empty consent cell says "no"
-                    record[field] = cell
-            if len(row) > len(headers) and any(cell.strip() for cell in row[len(headers):]):
-                record["__extra__"] = str(len(row) - len(headers))
-            yield reader.line_num, record
+        with read() as file:
+            reader = csv.reader(file, delimiter=delimiter)
+            next(reader)
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue
+                record: dict[str, str] = {}
+                for index, field in columns.items():
+                    cell = row[index].strip() if index < len(row) else ""
+                    if field != IGNORE and (cell or field == "consent"):  # an empty consent cell says "no"
+                        record[field] = cell
+                if len(row) > len(headers) and any(cell.strip() for cell in row[len(headers):]):
+                    record["__extra__"] = str(len(row) - len(headers))
+                yield reader.line_num, record
 
     return table, records()

@@ -216,7 +216,9 @@ def _insert(session: Session, candidates: list[Candidate], secret_key: str, opti
     """New people in three multi-row statements (subscribers, their topics, their consents), not one per row."""
     if not candidates:
         return
-    ids = session.scalars(insert(Subscriber).returning(Subscriber.id, sort_by_parameter_order=True), [
+    # render_nulls: rows with and without empty fields go in one batch, not a new statement at each change
+    ids = session.scalars(insert(Subscriber).returning(Subscriber.id, sort_by_parameter_order=True)
+                          .execution_options(render_nulls=True), [
         dict(email=c.profile.email, email_key=email_key(c.profile.email),
              email_hash=email_hash(secret_key, c.profile.email), name=c.profile.name,
              organisation=c.profile.organisation, organisation_type=c.profile.organisation_type,

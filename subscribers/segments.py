@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, not_, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, false, not_, or_, select, true
 
 from subscribers.models import Subscriber, SubscriberTopic
 from subscribers.profile import COUNTRY_CODES
@@ -107,9 +107,9 @@ def to_sql(condition: Condition) -> ColumnElement[bool]:
         case FieldIn(field, values):
             column = _COLUMNS[field]
             return and_(column.is_not(None), column.in_(sorted(values)))
-        case HasTopic(topics):
-            return exists().where(SubscriberTopic.subscriber_id == Subscriber.id,
-                                  SubscriberTopic.topic.in_(sorted(topics)))
+        case HasTopic(topics):  # uncorrelated: one index range scan, not one lookup per subscriber
+            return Subscriber.id.in_(select(SubscriberTopic.subscriber_id)
+                                     .where(SubscriberTopic.topic.in_(sorted(topics))))
         case AttributeIn(name, values):
             value = Subscriber.attributes[name].as_string()
             return and_(value.is_not(None), value.in_(sorted(values)))
