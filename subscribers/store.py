@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, func, select, true
+from sqlalchemy import ColumnElement, delete, exists, func, select, true
 from sqlalchemy.orm import Session, selectinload
 
 from subscribers.models import Subscriber, Suppression, Topic
@@ -54,8 +54,8 @@ def suppress(session: Session, secret_key: str, email: str, reason: str, now: da
 
 
 def not_suppressed() -> ColumnElement[bool]:
-    """Uncorrelated (both columns are NOT NULL, so NOT IN is safe): the database hashes the list once."""
-    return Subscriber.email_hash.not_in(select(Suppression.email_hash))
+    """NOT EXISTS: measured against NOT IN over 1M rows on SQLite it is no slower overall (bench/README.md)."""
+    return ~exists().where(Suppression.email_hash == Subscriber.email_hash)
 
 
 def sync_topics(session: Session, catalogue: dict[str, CatalogueTopic]) -> None:
