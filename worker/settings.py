@@ -27,6 +27,21 @@ class Settings:
     org_address: str
     org_website: str
     list_id: str
+    # The campaign engine (worker/): broker, SMTP, pacing, retries and the thresholds that protect a list.
+    redis_url: str  # the Celery broker and the shared rate limiter
+    smtp_url: str  # smtp://user:password@host:port?security=starttls|tls|none; empty: not configured
+    old_secret_keys: tuple[str, ...]  # still verify links, never sign
+    api_token: str  # bearer token of the HTTP API; empty: the API refuses every request
+    batch_size: int  # recipients per batch task
+    rate_limit: float  # messages per second over all workers; 0: no limit
+    grace_hours: float  # a campaign due while Herald was down still starts within this window
+    lease_seconds: float  # a claimed delivery is retried by another worker only after this
+    sweep_seconds: float  # how often beat looks for due campaigns and unfinished deliveries
+    retry_base_seconds: float  # first backoff after a temporary SMTP failure; doubles per attempt
+    retry_max_seconds: float
+    max_attempts: int  # temporary failures before a delivery is given up as failed
+    bounce_threshold: int  # hard bounces before a subscriber is marked bounced and suppressed
+    pause_after_failures: int  # temporary failures in a row, campaign-wide, before it pauses itself
 
 
 def _path(name: str, default: Path) -> Path:
@@ -47,6 +62,16 @@ def _local_secret(data_dir: Path) -> str:
     return path.read_text(encoding="ascii").strip()
 
 
+def _number(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not a number; set it to one such as {default:g}") from None
+
+
 def load_settings() -> Settings:
     """Read the environment now, so tests and the CLI see the variables in force when they run."""
     env = os.environ.get
@@ -64,4 +89,18 @@ def load_settings() -> Settings:
         org_address=env("HERALD_ORG_ADDRESS", "Bulevardul Libertății 16, București, RO"),
         org_website=env("HERALD_ORG_WEBSITE", "https://urbact.eu/"),
         list_id=env("HERALD_LIST_ID", "news.herald.localhost"),
+        redis_url=env("HERALD_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        smtp_url=env("HERALD_SMTP_URL", ""),
+        old_secret_keys=tuple(key for key in env("HERALD_OLD_SECRET_KEYS", "").split(",") if key.strip()),
+        api_token=env("HERALD_API_TOKEN", ""),
+        batch_size=int(_number("HERALD_BATCH_SIZE", 100)),
+        rate_limit=_number("HERALD_RATE_LIMIT", 0),
+        grace_hours=_number("HERALD_GRACE_HOURS", 6),
+        lease_seconds=_number("HERALD_LEASE_SECONDS", 120),
+        sweep_seconds=_number("HERALD_SWEEP_SECONDS", 15),
+        retry_base_seconds=_number("HERALD_RETRY_BASE_SECONDS", 60),
+        retry_max_seconds=_number("HERALD_RETRY_MAX_SECONDS", 3600),
+        max_attempts=int(_number("HERALD_MAX_ATTEMPTS", 8)),
+        bounce_threshold=int(_number("HERALD_BOUNCE_THRESHOLD", 1)),
+        pause_after_failures=int(_number("HERALD_PAUSE_AFTER_FAILURES", 100)),
     )
