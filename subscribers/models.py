@@ -39,7 +39,7 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime}
 
 
-def _one_of(column: str, values: tuple[str, ...]) -> CheckConstraint:
+def one_of(column: str, values: tuple[str, ...]) -> CheckConstraint:
     listed = ", ".join(f"'{value}'" for value in values)
     return CheckConstraint(f"{column} IN ({listed})", name=f"{column}_known")
 
@@ -79,9 +79,9 @@ class Subscriber(Base):
                                                    order_by="Consent.id")
 
     __table_args__ = (
-        _one_of("language", SUBSCRIBER_LANGUAGES),
-        _one_of("status", STATUSES),
-        _one_of("organisation_type", ORGANISATION_TYPES),
+        one_of("language", SUBSCRIBER_LANGUAGES),
+        one_of("status", STATUSES),
+        one_of("organisation_type", ORGANISATION_TYPES),
     )
 
 

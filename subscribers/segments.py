@@ -31,7 +31,7 @@ from sqlalchemy import ColumnElement, Select, and_, false, not_, or_, select, tr
 from subscribers.models import Subscriber, SubscriberTopic
 from subscribers.profile import COUNTRY_CODES
 from subscribers.store import not_suppressed
-from subscribers.topics import Topic
+from subscribers.topics import Topic, load_topics
 from subscribers.vocabulary import ORGANISATION_TYPES, STATUSES, SUBSCRIBER_LANGUAGES
 from worker.content import parse_or_report, read_text
 from worker.problems import ContentInvalid, Problem
@@ -286,3 +286,12 @@ def load_segments(content_dir: Path, topics: dict[str, Topic]) -> dict[str, Segm
     if any(not problem.fixable for problem in problems):
         raise ContentInvalid(problems)
     return segments
+
+
+def segment_named(content_dir: Path, name: str) -> Segment:
+    """One segment by name, for a campaign; an unknown name is reported like any mistake in the file."""
+    segments = load_segments(content_dir, load_topics(content_dir))
+    if name not in segments:
+        raise ContentInvalid([Problem(content_dir / SEGMENTS_FILE, 1,
+                                      f"no segment '{name}'; add it here or use one of {', '.join(segments)}")])
+    return segments[name]

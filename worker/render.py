@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -51,10 +51,11 @@ class SlotTemplate:
     def names(self) -> frozenset[str]:
         return frozenset(self.parts[1::2])
 
-    def fill(self, values: Mapping[str, str], escape: Callable[[str], str]) -> str:
+    def fill(self, values: Mapping[str, str]) -> str:
+        """The text with each slot replaced by its value, which the caller has escaped for this output."""
         out = list(self.parts)
         for index in range(1, len(out), 2):
-            out[index] = escape(values[out[index]])
+            out[index] = values[out[index]]
         return "".join(out)
 
 
@@ -93,10 +94,13 @@ class CompiledEdition:
     event: EventMeta | None
 
     def personalise(self, recipient: Recipient) -> Message:
-        values = dict(self.slot_values(recipient))
-        return Message(subject=self.subject,
-                       html=self.html.fill(values, lambda v: html.escape(v, quote=True)),
-                       text=self.text.fill(values, str))
+        html_values, text_values = self.values(recipient)
+        return Message(subject=self.subject, html=self.html.fill(html_values), text=self.text.fill(text_values))
+
+    def values(self, recipient: Recipient) -> tuple[dict[str, str], dict[str, str]]:
+        """Stage-2 values by slot name: escaped for the HTML, as they are for the text."""
+        text = dict(self.slot_values(recipient))
+        return {name: html.escape(value, quote=True) for name, value in text.items()}, text
 
     def slot_values(self, recipient: Recipient) -> Iterator[tuple[str, str]]:
         """Every stage-2 value for `recipient`, by slot name."""

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Where `herald up` runs its embedded Redis and its local outbox sink when these are not configured;
+# other `herald` commands on the same machine find them there with no configuration either.
+EMBEDDED_REDIS_URL = "redis://127.0.0.1:6399/0"
+LOCAL_SINK_URL = "smtp://127.0.0.1:2525?security=none"
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,7 @@ class Settings:
     list_id: str
     # The campaign engine (worker/): broker, SMTP, pacing, retries and the thresholds that protect a list.
     redis_url: str  # the Celery broker and the shared rate limiter
-    smtp_url: str  # smtp://user:password@host:port?security=starttls|tls|none; empty: not configured
+    smtp_url: str  # smtp://user:password@host:port?security=starttls|tls|none
     old_secret_keys: tuple[str, ...]  # still verify links, never sign
     api_token: str  # bearer token of the HTTP API; empty: the API refuses every request
     batch_size: int  # recipients per batch task
@@ -89,8 +93,8 @@ def load_settings() -> Settings:
         org_address=env("HERALD_ORG_ADDRESS", "Bulevardul Libertății 16, București, RO"),
         org_website=env("HERALD_ORG_WEBSITE", "https://urbact.eu/"),
         list_id=env("HERALD_LIST_ID", "news.herald.localhost"),
-        redis_url=env("HERALD_REDIS_URL", "redis://127.0.0.1:6379/0"),
-        smtp_url=env("HERALD_SMTP_URL", ""),
+        redis_url=env("HERALD_REDIS_URL", EMBEDDED_REDIS_URL),
+        smtp_url=env("HERALD_SMTP_URL", LOCAL_SINK_URL),
         old_secret_keys=tuple(key for key in env("HERALD_OLD_SECRET_KEYS", "").split(",") if key.strip()),
         api_token=env("HERALD_API_TOKEN", ""),
         batch_size=int(_number("HERALD_BATCH_SIZE", 100)),

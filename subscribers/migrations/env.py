@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import worker.models  # noqa: F401 - the engine's tables share the one schema and its migrations
 from subscribers.models import Base
 
 

@@ -1,0 +1,114 @@
+"""Signed self-management links: the one place that signs and checks them, for the engine and the web app.
+
+A token is `base64url(payload) . base64url(mac)`. The payload packs a format version, the purpose,
+the subscriber id, the campaign id (0 for none) and the second it was issued: never the address.
+The MAC is HMAC-SHA256 (truncated to 128 bits) under the newest key; older keys in
+HERALD_OLD_SECRET_KEYS still verify, and removing a key revokes every link it signed. MACs are
+compared with `hmac.compare_digest`, in constant time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from worker.settings import Settings
+
+PURPOSES: tuple[str, ...] = ("unsubscribe", "preferences", "confirm", "rsvp", "view")
+# Unsubscribe and preference links work for as long as the mail is kept; a confirmation is a fresh promise.
+EXPIRES: Mapping[str, timedelta] = {"confirm": timedelta(days=7)}
+# Where each purpose lands on the web side; RSVP links carry the answer as a query parameter.
+PATHS: Mapping[str, str] = {"unsubscribe": "u", "preferences": "p", "confirm": "c", "rsvp": "r", "view": "m"}
+
+_VERSION = 1
+_PAYLOAD = struct.Struct(">BBQQI")  # version, purpose, subscriber, campaign, issued (unix seconds)
+_MAC_BYTES = 16
+
+
+class BadToken(ValueError):
+    """Why a link was refused: malformed, signature, purpose or expired (then `claims` says whose it was)."""
+
+    def __init__(self, reason: str, claims: Claims | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.claims = claims
+
+
+@dataclass(frozen=True)
+class Claims:
+    purpose: str
+    subscriber_id: int
+    campaign_id: int | None
+    issued_at: datetime
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac_key(secret: str) -> bytes:
+    """A key for links alone, so the same secret keying the suppression hashes never signs a link directly."""
+    return hmac.digest(secret.encode("utf-8"), b"herald link v1", "sha256")
+
+
+class Signer:
+    """Signs with the newest key, verifies with every key still trusted."""
+
+    def __init__(self, secret_key: str, old_keys: Iterable[str] = ()):
+        self._keys = [_mac_key(secret_key), *(_mac_key(key) for key in old_keys)]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Signer:
+        return cls(settings.secret_key, settings.old_secret_keys)
+
+    def sign(self, purpose: str, subscriber_id: int, campaign_id: int | None = None,
+             issued_at: datetime | None = None) -> str:
+        issued = int((issued_at or datetime.now(UTC)).timestamp())
+        payload = _PAYLOAD.pack(_VERSION, PURPOSES.index(purpose), subscriber_id, campaign_id or 0, issued)
+        return f"{_b64(payload)}.{_b64(hmac.digest(self._keys[0], payload, 'sha256')[:_MAC_BYTES])}"
+
+    def verify(self, token: str, purpose: str, now: datetime | None = None) -> Claims:
+        """The token's claims if it is genuine, for `purpose`, and not expired; BadToken otherwise."""
+        payload_text, _, mac_text = token.partition(".")
+        try:
+            payload, mac = _unb64(payload_text), _unb64(mac_text)
+        except (binascii.Error, ValueError):
+            raise BadToken("malformed") from None
+        if len(payload) != _PAYLOAD.size or len(mac) != _MAC_BYTES:
+            raise BadToken("malformed")
+        if not any(hmac.compare_digest(hmac.digest(key, payload, "sha256")[:_MAC_BYTES], mac) for key in self._keys):
+            raise BadToken("signature")
+        version, purpose_index, subscriber_id, campaign_id, issued = _PAYLOAD.unpack(payload)
+        if version != _VERSION or purpose_index >= len(PURPOSES):
+            raise BadToken("malformed")
+        claims = Claims(PURPOSES[purpose_index], subscriber_id, campaign_id or None,
+                        datetime.fromtimestamp(issued, UTC))
+        if claims.purpose != purpose:
+            raise BadToken("purpose")
+        lifetime = EXPIRES.get(purpose)
+        if lifetime is not None and (now or datetime.now(UTC)) > claims.issued_at + lifetime:
+            raise BadToken("expired", claims)
+        return claims
+
+    def links(self, base_url: str, subscriber_id: int, campaign_id: int | None,
+              purposes: Iterable[str]) -> dict[str, str]:
+        """The URLs a message carries, by slot purpose (worker.render.LINK_PURPOSES, plus `confirm`)."""
+        signed: dict[str, str] = {}
+        urls: dict[str, str] = {}
+        for slot_purpose in purposes:
+            purpose, _, answer = slot_purpose.partition("_")  # rsvp_yes -> rsvp, yes
+            if purpose not in signed:
+                signed[purpose] = self.sign(purpose, subscriber_id, campaign_id)
+            url = f"{base_url}/{PATHS[purpose]}/{signed[purpose]}"
+            urls[slot_purpose] = f"{url}?answer={answer}" if answer else url
+        return urls
+

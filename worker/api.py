@@ -1,0 +1,134 @@
+"""The HTTP API: another system triggers, reads, pauses, resumes and cancels campaigns.
+
+Every route needs `Authorization: Bearer <HERALD_API_TOKEN>`; without a configured token the API
+refuses everyone. The token is compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session, sessionmaker
+
+from subscribers.db import open_store
+from worker import campaigns, control
+from worker.models import Campaign
+from worker.problems import ContentInvalid
+from worker.settings import Settings
+
+
+class CampaignIn(BaseModel):
+    item: str = Field(description="The content item folder, relative to the content directory.",
+                      examples=["newsletters/2027-01-uia-transfer-networks"])
+    segment: str | None = Field(None, description="A segment of content/segments.yaml; default: the item's audience.")
+    message: Literal["newsletter", "invitation", "reminder"] | None = None
+    edition: Literal["ro", "en", "both"] | None = Field(None, description="Default: each subscriber's language.")
+    send_at: datetime | None = Field(None, description="With a time zone offset; default: now.")
+
+
+class Counts(BaseModel):
+    targeted: int
+    pending: int
+    sending: int
+    sent: int
+    retry: int
+    failed: int
+    bounced: int
+    suppressed: int
+
+
+class CampaignOut(BaseModel):
+    id: int
+    item: str
+    message: str
+    segment: str
+    edition: str | None
+    state: str
+    reason: str
+    origin: str
+    send_at: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    counts: Counts
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+def create_api(settings: Settings, sessions: sessionmaker[Session] | None = None) -> APIRouter:
+    sessions = sessions or open_store(settings)
+    bearer = HTTPBearer(auto_error=False)
+
+    def authorised(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+        given = credentials.credentials.encode() if credentials else b""
+        if not settings.api_token or not hmac.compare_digest(given, settings.api_token.encode()):
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a valid bearer token is required",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    def session() -> Iterator[Session]:
+        with sessions() as opened:
+            yield opened
+
+    Db = Annotated[Session, Depends(session)]
+    errors = {401: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Problem}}
+    router = APIRouter(prefix="/api", dependencies=[Depends(authorised)], tags=["campaigns"], responses=errors)
+
+    @router.post("/campaigns", status_code=201, response_model=CampaignOut,
+                 responses={422: {"model": Problem}})
+    def trigger(body: CampaignIn, db: Db) -> dict:
+        """Create a campaign; it starts now, or at `send_at`."""
+        item = (settings.content_dir / body.item).resolve()
+        if not item.is_relative_to(settings.content_dir.resolve()):
+            raise HTTPException(422, "item must be a folder inside the content directory")
+        request = control.Request(Path(item), body.segment, body.message, body.edition, body.send_at)
+        try:
+            campaign = control.create(db, request, settings, origin="api")
+        except ContentInvalid as error:
+            raise HTTPException(422, "; ".join(str(problem) for problem in error.problems)) from None
+        except ValueError as error:
+            raise HTTPException(422, str(error)) from None
+        return control.describe(db, campaign)
+
+    @router.get("/campaigns", response_model=list[CampaignOut])
+    def campaigns_list(db: Db, limit: int = 50) -> list[dict]:
+        """Newest first."""
+        return [control.describe(db, campaign) for campaign in control.listing(db, max(1, min(limit, 500)))]
+
+    @router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
+    def read(campaign_id: int, db: Db) -> dict:
+        campaign = db.get(Campaign, campaign_id)
+        if campaign is None:
+            raise HTTPException(404, f"no campaign {campaign_id}")
+        return control.describe(db, campaign)
+
+    def action(run: Callable[[Session, int], Campaign]) -> Callable[[int, Session], dict]:
+        def endpoint(campaign_id: int, db: Db) -> dict:
+            try:
+                return control.describe(db, run(db, campaign_id))
+            except LookupError as error:
+                raise HTTPException(404, str(error)) from None
+            except campaigns.StateError as error:
+                raise HTTPException(409, str(error)) from None
+        return endpoint
+
+    for verb, run in (("pause", control.pause), ("resume", control.resume), ("cancel", control.cancel)):
+        router.add_api_route(f"/campaigns/{{campaign_id}}/{verb}", action(run), methods=["POST"],
+                             response_model=CampaignOut, name=verb, summary=f"{verb.capitalize()} a campaign")
+    return router
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The web side: the API now; the self-management pages join it here."""
+    app = FastAPI(title="Herald", version="0.1.0",
+                  description="Bilingual newsletters and event invitations: campaigns over HTTP.")
+    app.include_router(create_api(settings))
+    return app

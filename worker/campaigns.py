@@ -1,0 +1,329 @@
+"""Campaigns and the delivery ledger: the state machine and every database step of a send.
+
+No Celery and no SMTP here: tasks.py calls these functions, so each step is one small transaction
+that a crash can interrupt anywhere without losing or doubling a recipient.
+
+    draft ─► scheduled ─► sending ⇄ paused ─► sent
+                 │           │        │
+                 ▼           ▼        ▼
+               missed     failed   cancelled (from draft, scheduled, sending or paused)
+
+A ledger row goes pending ─► sending (claimed by one batch, with a lease) ─► sent, retry (back to
+pending when due), failed, bounced or suppressed. A row is claimed only while pending, due for a
+retry, or held by a lease that ran out, so two batches never hold one row.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import and_, case, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from subscribers import store
+from subscribers.models import Subscriber
+from subscribers.segments import Segment, mailable, members
+from worker.content import Item
+from worker.models import Campaign, Delivery
+from worker.render import MESSAGES
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "draft": frozenset({"scheduled", "sending", "cancelled"}),
+    "scheduled": frozenset({"sending", "missed", "cancelled"}),
+    "sending": frozenset({"paused", "sent", "failed", "cancelled"}),
+    "paused": frozenset({"sending", "cancelled"}),
+}
+FINAL_STATES = frozenset({"sent", "cancelled", "failed", "missed"})
+UNFINISHED = ("pending", "sending", "retry")
+FANOUT_PAGE = 2000
+
+
+class StateError(ValueError):
+    """An operator asked for a move the state machine does not allow; the message says what can be done."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A slice of one campaign's ledger by subscriber id; whatever in it is claimable is sent."""
+
+    campaign_id: int
+    first: int
+    last: int
+
+
+@dataclass(frozen=True)
+class Claimed:
+    delivery_id: int
+    subscriber_id: int
+    email: str
+    name: str
+    language: str
+    timezone: str | None
+    mailable: bool
+
+
+def move(campaign: Campaign, to: str, now: datetime, reason: str = "") -> None:
+    if to not in TRANSITIONS.get(campaign.state, frozenset()):
+        allowed = ", ".join(sorted(TRANSITIONS.get(campaign.state, ()))) or "nothing: it is over"
+        raise StateError(f"campaign {campaign.id} is {campaign.state}; it can move to {allowed}, not {to}")
+    campaign.state, campaign.reason, campaign.updated_at = to, reason, now
+    if to == "sending" and campaign.started_at is None:
+        campaign.started_at = now
+    if to in FINAL_STATES:
+        campaign.finished_at = now
+
+
+def create(session: Session, *, item: str, message: str, segment: str, edition: str | None,
+           send_at: datetime | None, origin: str, now: datetime, schedule_key: str | None = None) -> Campaign:
+    campaign = Campaign(item=item, message=message, segment=segment, edition=edition, send_at=send_at,
+                        state="draft", origin=origin, schedule_key=schedule_key, created_at=now, updated_at=now)
+    session.add(campaign)
+    session.flush()
+    move(campaign, "scheduled" if send_at is not None and send_at > now else "sending", now)
+    return campaign
+
+
+def item_key(item: Item, content_dir: Path) -> str:
+    """How a campaign names its content: the item folder relative to the content directory."""
+    return item.path.resolve().relative_to(content_dir.resolve()).as_posix()
+
+
+def sync_schedules(session: Session, items: list[Item], content_dir: Path, now: datetime) -> list[Campaign]:
+    """Make one scheduled campaign per item with a `send_at`; a moved `send_at` moves a campaign not yet started.
+
+    Returns the campaigns created or moved. An item whose campaign already started or ended is left alone.
+    """
+    changed = []
+    for item in items:
+        if item.meta.send_at is None:
+            continue
+        message = MESSAGES[item.kind][0]
+        key = f"{item_key(item, content_dir)}:{message}"
+        send_at = item.meta.aware(item.meta.send_at)
+        campaign = session.scalar(select(Campaign).where(Campaign.schedule_key == key))
+        if campaign is None:
+            campaign = Campaign(item=item_key(item, content_dir), message=message, segment=item.meta.audience,
+                                edition=None, send_at=send_at, state="scheduled", origin="schedule",
+                                schedule_key=key, created_at=now, updated_at=now)
+            session.add(campaign)
+            changed.append(campaign)
+        elif campaign.state == "scheduled" and (campaign.send_at != send_at or campaign.segment != item.meta.audience):
+            campaign.send_at, campaign.segment, campaign.updated_at = send_at, item.meta.audience, now
+            changed.append(campaign)
+    session.flush()
+    return changed
+
+
+def start_due(session: Session, now: datetime, grace: timedelta) -> tuple[list[int], list[int]]:
+    """Scheduled campaigns whose time has come: (started, missed). Too late is missed, never sent late silently."""
+    started, missed = [], []
+    for campaign in session.scalars(select(Campaign).where(Campaign.state == "scheduled", Campaign.send_at <= now)
+                                    .with_for_update(skip_locked=True)):
+        late = now - campaign.send_at
+        if late > grace:
+            move(campaign, "missed", now, f"due {campaign.send_at:%Y-%m-%d %H:%M} UTC, {_hours(late)} late; "
+                                          f"past the {_hours(grace)} grace window, so it was not sent")
+            missed.append(campaign.id)
+        else:
+            move(campaign, "sending", now)
+            started.append(campaign.id)
+    return started, missed
+
+
+def _hours(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 3600:.1f} h"
+
+
+# ---- fan-out ---------------------------------------------------------------------------------
+
+def _insert_ignoring_duplicates(session: Session):  # noqa: ANN202 - a dialect's Insert
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(Delivery).on_conflict_do_nothing(index_elements=["campaign_id", "subscriber_id"])
+
+
+def fan_out_page(session: Session, campaign: Campaign, segment: Segment, now: datetime,
+                 size: int = FANOUT_PAGE) -> list[int]:
+    """Give the next page of the segment's members a pending ledger row; returns their subscriber ids.
+
+    Idempotent: the cursor only moves forward and the ledger is unique on (campaign, subscriber), so a
+    fan-out restarted after a crash continues where the last committed page ended.
+    """
+    ids = list(session.scalars(select(Subscriber.id).where(members(segment), Subscriber.id > campaign.fanout_cursor)
+                               .order_by(Subscriber.id).limit(size)))
+    if ids:
+        session.execute(_insert_ignoring_duplicates(session), [
+            {"campaign_id": campaign.id, "subscriber_id": subscriber_id, "state": "pending", "attempts": 0,
+             "error": ""} for subscriber_id in ids])
+    cursor = Campaign.fanout_cursor
+    session.execute(update(Campaign).where(Campaign.id == campaign.id).values(
+        fanout_cursor=case((cursor < ids[-1], ids[-1]), else_=cursor) if ids else cursor,
+        fanout_done=len(ids) < size, fanout_seen_at=now))
+    session.commit()
+    return ids
+
+
+def batches(campaign_id: int, subscriber_ids: list[int], size: int) -> Iterator[Batch]:
+    for start in range(0, len(subscriber_ids), size):
+        chunk = subscriber_ids[start:start + size]
+        yield Batch(campaign_id, chunk[0], chunk[-1])
+
+
+# ---- a batch -----------------------------------------------------------------------------------
+
+def claimable(now: datetime) -> object:
+    return or_(Delivery.state == "pending",
+               and_(Delivery.state == "retry", Delivery.next_attempt_at <= now),
+               and_(Delivery.state == "sending", Delivery.lease_until < now))
+
+
+def claim(session: Session, batch: Batch, now: datetime, lease: timedelta) -> tuple[str, list[Claimed]]:
+    """Take every claimable row of the batch for this caller alone, with the person it addresses."""
+    token = secrets.token_hex(8)
+    session.execute(update(Delivery).where(
+        Delivery.campaign_id == batch.campaign_id, Delivery.subscriber_id.between(batch.first, batch.last),
+        claimable(now)).values(state="sending", claim=token, lease_until=now + lease))
+    rows = session.execute(
+        select(Delivery.id, Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.language,
+               Subscriber.timezone, mailable().label("mailable"))
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(Delivery.claim == token, Delivery.state == "sending").order_by(Subscriber.id))
+    claimed = [Claimed(*row) for row in rows]
+    session.commit()
+    return token, claimed
+
+
+def extend_lease(session: Session, token: str, now: datetime, lease: timedelta) -> int:
+    """Keep holding what is still ours; returns how many rows that is."""
+    result = session.execute(update(Delivery).where(Delivery.claim == token, Delivery.state == "sending")
+                             .values(lease_until=now + lease))
+    session.commit()
+    return result.rowcount
+
+
+def release(session: Session, token: str) -> None:
+    """Hand unsent rows back (a pause or cancel stopped the batch): pending again, for whoever resumes."""
+    session.execute(update(Delivery).where(Delivery.claim == token, Delivery.state == "sending")
+                    .values(state="pending", claim=None, lease_until=None))
+    session.commit()
+
+
+def _settle(session: Session, delivery_id: int, token: str, **values: object) -> bool:
+    """Record a row's outcome if this batch still holds it; commits at once, so the ledger is the truth."""
+    result = session.execute(update(Delivery).where(Delivery.id == delivery_id, Delivery.claim == token)
+                             .values(claim=None, lease_until=None, **values))
+    session.commit()
+    return result.rowcount == 1
+
+
+def mark_sent(session: Session, delivery_id: int, token: str, now: datetime) -> bool:
+    return _settle(session, delivery_id, token, state="sent", sent_at=now, attempts=Delivery.attempts + 1, error="")
+
+
+def mark_suppressed(session: Session, delivery_id: int, token: str) -> bool:
+    return _settle(session, delivery_id, token, state="suppressed")
+
+
+def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> timedelta:
+    """Exponential, bounded, with full-half jitter so retries from many workers do not arrive together."""
+    ceiling = min(cap, base * 2 ** (attempt - 1))
+    return timedelta(seconds=ceiling * (rng or random).uniform(0.5, 1.0))
+
+
+def mark_temporary(session: Session, delivery_id: int, token: str, now: datetime, detail: str,
+                   attempts_so_far: int, max_attempts: int, wait: timedelta) -> str:
+    """A 4xx or a lost connection: retry later, or give up after `max_attempts`. Returns the new state."""
+    attempt = attempts_so_far + 1
+    state = "failed" if attempt >= max_attempts else "retry"
+    _settle(session, delivery_id, token, state=state, attempts=attempt, error=detail,
+            next_attempt_at=None if state == "failed" else now + wait)
+    return state
+
+
+def attempts_of(session: Session, delivery_id: int) -> int:
+    return session.scalar(select(Delivery.attempts).where(Delivery.id == delivery_id)) or 0
+
+
+def mark_bounced(session: Session, delivery_id: int, token: str, subscriber_id: int, detail: str, now: datetime,
+                 threshold: int, secret_key: str) -> bool:
+    """A 5xx for this address. At `threshold` hard bounces the person is bounced and suppressed; True then."""
+    _settle(session, delivery_id, token, state="bounced", attempts=Delivery.attempts + 1, error=detail)
+    bounces = session.scalar(select(func.count()).select_from(Delivery).where(
+        Delivery.subscriber_id == subscriber_id, Delivery.state == "bounced"))
+    if bounces < threshold:
+        return False
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        return False
+    if subscriber.status == "confirmed":
+        subscriber.status, subscriber.bounced_at, subscriber.updated_at = "bounced", now, now
+    store.suppress(session, secret_key, subscriber.email, "bounced", now)
+    session.commit()
+    return True
+
+
+# ---- progress, sweeping, finishing --------------------------------------------------------------
+
+def counts(session: Session, campaign_id: int) -> dict[str, int]:
+    """Live counts by ledger state, plus `targeted` (every row)."""
+    by_state = dict(session.execute(select(Delivery.state, func.count()).where(Delivery.campaign_id == campaign_id)
+                                    .group_by(Delivery.state)).all())
+    result = {state: by_state.get(state, 0) for state in
+              ("pending", "sending", "sent", "retry", "failed", "bounced", "suppressed")}
+    result["targeted"] = sum(by_state.values())
+    return result
+
+
+def finish_if_done(session: Session, campaign_id: int, now: datetime) -> bool:
+    """Sending → sent once the fan-out is over and no row is left to send; atomic, so any caller may try."""
+    unfinished = exists().where(Delivery.campaign_id == campaign_id, Delivery.state.in_(UNFINISHED))
+    result = session.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.state == "sending",
+                                                    Campaign.fanout_done.is_(True), ~unfinished)
+                             .values(state="sent", finished_at=now, updated_at=now))
+    session.commit()
+    return result.rowcount == 1
+
+
+def pause(session: Session, campaign_id: int, now: datetime, reason: str) -> bool:
+    """Sending → paused, only if it is still sending (a worker may race the operator)."""
+    result = session.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.state == "sending")
+                             .values(state="paused", reason=reason, updated_at=now))
+    session.commit()
+    return result.rowcount == 1
+
+
+def state_of(session: Session, campaign_id: int) -> str | None:
+    return session.scalar(select(Campaign.state).where(Campaign.id == campaign_id))
+
+
+def requeue(session: Session, campaign_id: int, now: datetime) -> int:
+    """Rows due again (a retry's time came, or a lease ran out on a killed worker) become pending."""
+    result = session.execute(update(Delivery).where(
+        Delivery.campaign_id == campaign_id,
+        or_(and_(Delivery.state == "retry", Delivery.next_attempt_at <= now),
+            and_(Delivery.state == "sending", Delivery.lease_until < now)))
+        .values(state="pending", claim=None, lease_until=None))
+    session.commit()
+    return result.rowcount
+
+
+def pending_batches(session: Session, campaign_id: int, size: int) -> Iterator[Batch]:
+    """Every pending row of the campaign as batches, read in keyset pages of subscriber ids."""
+    last = 0
+    while True:
+        ids = list(session.scalars(select(Delivery.subscriber_id).where(
+            Delivery.campaign_id == campaign_id, Delivery.state == "pending", Delivery.subscriber_id > last)
+            .order_by(Delivery.subscriber_id).limit(FANOUT_PAGE)))
+        if not ids:
+            return
+        yield from batches(campaign_id, ids, size)
+        last = ids[-1]
+
+
+def sending_campaigns(session: Session) -> list[Campaign]:
+    return list(session.scalars(select(Campaign).where(Campaign.state == "sending").order_by(Campaign.id)))

@@ -1,0 +1,42 @@
+"""The Celery application: a Redis broker, late acknowledgement, and beat's two periodic scans.
+
+Tasks are acknowledged after they finish (`acks_late`) and requeued when a worker process dies,
+so a killed worker's batch runs again; the ledger makes that rerun skip whoever was already sent.
+No task waits in the broker with a long ETA: with Redis, one that outlives the visibility timeout
+is delivered twice. Waiting (a schedule, a retry's backoff) lives in the database, and beat's
+sweep looks for what has come due.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from worker.settings import Settings, load_settings
+
+QUEUE = "herald"
+
+
+def make_app(settings: Settings) -> Celery:
+    app = Celery("herald", include=["worker.tasks"])
+    app.conf.update(
+        broker_url=settings.redis_url,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  # a restarted Redis is waited for, not given up on
+        # A batch is redelivered by the broker only after this; the sweep usually requeues its rows sooner.
+        broker_transport_options={"visibility_timeout": max(300, int(settings.lease_seconds * 3))},
+        task_default_queue=QUEUE,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+        beat_schedule={
+            "sweep": {"task": "herald.sweep", "schedule": settings.sweep_seconds},
+            "sync": {"task": "herald.sync", "schedule": max(settings.sweep_seconds, 60.0)},
+        },
+    )
+    return app
+
+
+app = make_app(load_settings())

@@ -1,0 +1,65 @@
+"""The campaign engine's tables: campaigns and their delivery ledger.
+
+The ledger holds one row per (campaign, subscriber), unique, so a redelivered or repeated task can
+never address a person twice: a batch claims rows, sends, and marks each row sent as soon as the
+SMTP server accepted it. Counts shown to the operator are read from it, never kept beside it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from subscribers.models import Base, one_of
+
+CAMPAIGN_STATES: tuple[str, ...] = ("draft", "scheduled", "sending", "paused", "sent", "cancelled", "failed", "missed")
+DELIVERY_STATES: tuple[str, ...] = ("pending", "sending", "sent", "retry", "failed", "bounced", "suppressed")
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item: Mapped[str] = mapped_column(String(300))  # the content folder, relative to the content directory
+    message: Mapped[str] = mapped_column(String(20))  # newsletter, invitation, reminder, ...
+    segment: Mapped[str] = mapped_column(String(100))
+    edition: Mapped[str | None] = mapped_column(String(4))  # None: each subscriber's own language
+    send_at: Mapped[datetime | None]
+    state: Mapped[str] = mapped_column(String(12), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")  # why it paused, failed or was missed
+    origin: Mapped[str] = mapped_column(String(10))  # schedule (content meta), cli, api
+    # For campaigns synced from a content item's send_at: one per (item, message), so a sync is idempotent.
+    schedule_key: Mapped[str | None] = mapped_column(String(330), unique=True)
+    fanout_cursor: Mapped[int] = mapped_column(BigInteger, default=0)  # last subscriber id given a ledger row
+    fanout_done: Mapped[bool] = mapped_column(default=False)
+    fanout_seen_at: Mapped[datetime | None]  # the fan-out's heartbeat; a stale one is restarted by the sweep
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (one_of("state", CAMPAIGN_STATES),)
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    # An erased subscriber takes their ledger rows along: nothing about them stays.
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(12))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    claim: Mapped[str | None] = mapped_column(String(32))  # the batch that holds the row while it sends
+    lease_until: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    error: Mapped[str] = mapped_column(Text, default="")  # the last SMTP reply, without the address
+
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "subscriber_id", name="uq_deliveries_campaign_subscriber"),
+        Index("ix_deliveries_campaign_state", "campaign_id", "state", "subscriber_id"),
+        one_of("state", DELIVERY_STATES),
+    )

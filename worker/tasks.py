@@ -1,0 +1,225 @@
+"""Celery tasks: start (fan-out), batch (render, send, record), sweep (due, requeue, finish), sync.
+
+Exactly once rests on the ledger, not on the broker. A batch claims its rows, sends each message
+on one reused SMTP connection, and marks the row sent in its own commit as soon as the server has
+accepted the message. A batch that runs twice (redelivered after a crash or a Redis restart,
+requeued by the sweep, or enqueued again on resume) finds those rows sent and skips them.
+
+The one window left: the server has accepted a message (it answered 250 to DATA) and the worker
+dies before the commit that marks the row sent, a few hundred microseconds later. That message is
+sent again when the row's lease runs out; at most one per killed connection, and it carries the
+same Message-ID, so most mail clients show it once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cache
+
+import redis
+from celery.utils.log import get_task_logger
+from sqlalchemy.orm import Session, sessionmaker
+
+from subscribers.db import open_store
+from subscribers.segments import segment_named
+from subscribers.tokens import Signer
+from worker import campaigns, clock, control
+from worker.celery_app import QUEUE, app
+from worker.content import load_item
+from worker.mime import Skeleton
+from worker.models import Campaign
+from worker.problems import ContentInvalid
+from worker.ratelimit import RateLimiter
+from worker.render import EDITIONS, LINK_PURPOSES, Recipient, Renderer
+from worker.settings import Settings, load_settings
+from worker.smtp import SmtpSender, parse_smtp_url
+
+log = get_task_logger(__name__)
+CHECK_STATE_SECONDS = 0.5  # how soon a running batch notices a pause or cancel
+
+
+@dataclass
+class Resources:
+    """What one worker process opens once and keeps: settings, store, renderer, signer, Redis."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    renderer: Renderer
+    signer: Signer
+    redis: redis.Redis
+    limiter: RateLimiter
+
+
+@cache
+def resources() -> Resources:
+    settings = load_settings()
+    client = redis.Redis.from_url(settings.redis_url)
+    return Resources(settings, open_store(settings), Renderer(settings), Signer.from_settings(settings), client,
+                     RateLimiter(client, "herald:rate", settings.rate_limit))
+
+
+# ---- content of a campaign ------------------------------------------------------------------------
+
+@cache
+def _skeletons(campaign_id: int, item_path: str, message: str) -> dict[str, Skeleton]:
+    """Each edition compiled once per worker process and campaign (stage 1), with its MIME skeleton."""
+    r = resources()
+    item = load_item(r.settings.content_dir / item_path)
+    return {edition: Skeleton.prepare(r.renderer.compile(item, edition, message), r.settings,
+                                      feedback_id=f"campaign-{campaign_id}:{message}:{edition}")
+            for edition in EDITIONS}
+
+
+def _problems(error: ContentInvalid) -> str:
+    return "; ".join(str(problem) for problem in error.problems[:5])
+
+
+# ---- tasks -----------------------------------------------------------------------------------------
+
+@app.task(name="herald.start")
+def start(campaign_id: int) -> None:
+    """Fan a sending campaign out to its segment, page by page, enqueuing a batch per `batch_size` rows."""
+    r = resources()
+    with r.sessions() as session:
+        campaign = session.get(Campaign, campaign_id)
+        if campaign is None or campaign.state != "sending":
+            return
+        try:
+            segment = segment_named(r.settings.content_dir, campaign.segment)
+            _skeletons(campaign.id, campaign.item, campaign.message)
+        except ContentInvalid as error:
+            campaigns.move(campaign, "failed", clock.now(), f"content is invalid, nothing was sent: {_problems(error)}")
+            session.commit()
+            return
+        dispatch(session, campaign_id)  # rows from before a pause or crash that no batch holds any more
+        while not campaign.fanout_done:
+            if campaigns.state_of(session, campaign_id) != "sending":
+                return  # paused or cancelled: resume starts the fan-out again from its cursor
+            ids = campaigns.fan_out_page(session, campaign, segment, clock.now())
+            for batch in campaigns.batches(campaign_id, ids, r.settings.batch_size):
+                send_batch.delay(batch.campaign_id, batch.first, batch.last)
+            session.refresh(campaign)
+        campaigns.finish_if_done(session, campaign_id, clock.now())
+
+
+def dispatch(session: Session, campaign_id: int) -> int:
+    """Enqueue a batch for every pending row; returns how many batches."""
+    count = 0
+    for batch in campaigns.pending_batches(session, campaign_id, resources().settings.batch_size):
+        send_batch.delay(batch.campaign_id, batch.first, batch.last)
+        count += 1
+    return count
+
+
+@app.task(name="herald.batch")
+def send_batch(campaign_id: int, first: int, last: int) -> None:
+    r = resources()
+    settings = r.settings
+    lease = timedelta(seconds=settings.lease_seconds)
+    with r.sessions() as session:
+        campaign = session.get(Campaign, campaign_id)
+        if campaign is None or campaign.state != "sending":
+            return
+        try:
+            skeletons = _skeletons(campaign.id, campaign.item, campaign.message)
+        except ContentInvalid as error:
+            campaigns.pause(session, campaign_id, clock.now(), f"content became invalid: {_problems(error)}")
+            return
+        token, rows = campaigns.claim(session, campaigns.Batch(campaign_id, first, last), clock.now(), lease)
+        if rows:
+            _send(session, r, campaign, skeletons, token, rows, lease)
+        campaigns.finish_if_done(session, campaign_id, clock.now())
+
+
+def _send(session: Session, r: Resources, campaign: Campaign, skeletons: dict[str, Skeleton], token: str,
+          rows: list[campaigns.Claimed], lease: timedelta) -> None:
+    settings = r.settings
+    streak_key = f"herald:campaign:{campaign.id}:failures"
+    checked = renewed = time.monotonic()
+    domain = settings.org_email.rpartition("@")[2]
+    with SmtpSender(parse_smtp_url(settings.smtp_url)) as smtp:
+        for row in rows:
+            if time.monotonic() - checked > CHECK_STATE_SECONDS:
+                checked = time.monotonic()
+                if campaigns.state_of(session, campaign.id) != "sending":
+                    campaigns.release(session, token)
+                    return
+            if time.monotonic() - renewed > lease.total_seconds() / 3:
+                renewed = time.monotonic()
+                campaigns.extend_lease(session, token, clock.now(), lease)
+            if not row.mailable:  # unsubscribed, bounced or erased since the fan-out
+                campaigns.mark_suppressed(session, row.delivery_id, token)
+                continue
+            edition = campaign.edition or row.language
+            recipient = Recipient(email=row.email, name=row.name, timezone=row.timezone,
+                                  links=r.signer.links(settings.base_url, row.subscriber_id, campaign.id, LINK_PURPOSES))
+            now = clock.now()
+            message = skeletons[edition].build(recipient, message_id=f"<c{campaign.id}.d{row.delivery_id}@{domain}>",
+                                               sent_at=now)
+            r.limiter.acquire()
+            outcome = smtp.send(settings.org_email, row.email, message)
+            if outcome.status == "sent":
+                campaigns.mark_sent(session, row.delivery_id, token, clock.now())
+                r.redis.delete(streak_key)
+            elif outcome.status == "permanent":
+                campaigns.mark_bounced(session, row.delivery_id, token, row.subscriber_id, outcome.detail,
+                                       clock.now(), settings.bounce_threshold, settings.secret_key)
+            else:
+                attempts = campaigns.attempts_of(session, row.delivery_id)
+                wait = campaigns.backoff(attempts + 1, settings.retry_base_seconds, settings.retry_max_seconds)
+                campaigns.mark_temporary(session, row.delivery_id, token, clock.now(), outcome.detail,
+                                         attempts, settings.max_attempts, wait)
+                if r.redis.incr(streak_key) >= settings.pause_after_failures:
+                    campaigns.pause(session, campaign.id, clock.now(),
+                                    f"{settings.pause_after_failures} temporary SMTP failures in a row "
+                                    f"(last: {outcome.detail}); the server looks down. Fix it, then resume.")
+                    r.redis.delete(streak_key)
+                    campaigns.release(session, token)
+                    return
+
+
+@app.task(name="herald.sweep")
+def sweep() -> None:
+    """Start what is due, mark what was missed, requeue what a crash or a backoff left, finish what is done."""
+    r = resources()
+    if not r.redis.set("herald:sweep", "1", nx=True, ex=max(30, int(r.settings.sweep_seconds * 4))):
+        return  # another sweep is still at it
+    try:
+        with r.sessions() as session:
+            now = clock.now()
+            started, missed = campaigns.start_due(session, now, timedelta(hours=r.settings.grace_hours))
+            session.commit()
+            for campaign_id in missed:
+                log.warning("campaign %s missed its time: %s", campaign_id, session.get(Campaign, campaign_id).reason)
+            for campaign_id in started:
+                start.delay(campaign_id)
+            stale = now - timedelta(seconds=r.settings.lease_seconds)
+            queue_empty = r.redis.llen(QUEUE) == 0
+            for campaign in campaigns.sending_campaigns(session):
+                if campaign.id in started:
+                    continue
+                if not campaign.fanout_done:
+                    if campaign.fanout_seen_at is None or campaign.fanout_seen_at < stale:
+                        start.delay(campaign.id)  # its fan-out died with a worker or with Redis
+                    continue
+                if campaigns.requeue(session, campaign.id, now) or queue_empty:
+                    dispatch(session, campaign.id)
+                campaigns.finish_if_done(session, campaign.id, now)
+    finally:
+        r.redis.delete("herald:sweep")
+
+
+@app.task(name="herald.sync")
+def sync() -> None:
+    """Content's `send_at` into scheduled campaigns; an invalid item is reported and left unscheduled."""
+    r = resources()
+    with r.sessions() as session:
+        _, broken = control.sync(session, r.settings)
+    for error in broken:
+        log.warning("not scheduled, fix it first: %s", _problems(error))
+
+
+logging.getLogger("celery.app.trace").setLevel(logging.WARNING)  # one line per task would drown the log
