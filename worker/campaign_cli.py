@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from subscribers import store
 from subscribers.db import open_store
@@ -169,32 +169,37 @@ def status(
     follow: Annotated[bool, typer.Option(help="Keep a live progress bar until it is done.")] = True,
 ) -> None:
     """A campaign's state and counts, with a live progress bar until it is sent, paused or over."""
-    settings = load_settings()
-    sessions = open_store(settings)
+    for row in watch(open_store(load_settings()), [campaign_id], follow):
+        _print_state(row)
 
-    def read() -> dict:
+
+def watch(sessions: sessionmaker[Session], campaign_ids: list[int], follow: bool = True) -> list[dict]:
+    """A live progress bar per campaign until none is sending or scheduled; returns their last state."""
+
+    def read(campaign_id: int) -> dict:
         with sessions() as session:
             campaign = session.get(Campaign, campaign_id)
             if campaign is None:
                 _fail(f"No campaign {campaign_id}; `herald campaigns list` shows them.")
             return control.describe(session, campaign)
 
-    row = read()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[detail]}"))
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(f"campaign {campaign_id}", total=None, detail="")
+    with Progress(*columns, console=console) as progress:
+        tasks = {campaign_id: progress.add_task(f"campaign {campaign_id}", total=None, detail="")
+                 for campaign_id in campaign_ids}
         while True:
-            counts = row["counts"]
-            done = counts["sent"] + counts["failed"] + counts["bounced"] + counts["suppressed"]
-            progress.update(task, total=counts["targeted"] or None, completed=done,
-                            detail=f"{row['state']} · retrying {counts['retry'] + counts['sending']} · failed "
-                                   f"{counts['failed']} · bounced {counts['bounced']}")
-            if not follow or row["state"] not in ("sending", "scheduled"):
-                break
+            rows = [read(campaign_id) for campaign_id in campaign_ids]
+            for row in rows:
+                counts = row["counts"]
+                done = counts["sent"] + counts["failed"] + counts["bounced"] + counts["suppressed"]
+                waiting = f" until {row['send_at']:%H:%M:%S} UTC" if row["state"] == "scheduled" else ""
+                progress.update(tasks[row["id"]], total=counts["targeted"] or None, completed=done,
+                                detail=f"{row['message']} · {row['state']}{waiting} · retrying "
+                                       f"{counts['retry'] + counts['sending']} · bounced {counts['bounced']}")
+            if not follow or all(row["state"] not in ("sending", "scheduled") for row in rows):
+                return rows
             time.sleep(0.5)
-            row = read()
-    _print_state(row)
 
 
 def _print_state(row: dict) -> None:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
 from subscribers.cli import demo_people, segments_app, subscribers_app
-from worker import campaign_cli, services
+from subscribers.db import open_store
+from worker import campaign_cli, clock, control, services
 from worker.check import check, fix_cedillas
 from worker.content import Item, find_items, load_item
 from worker.mime import build_eml
@@ -126,22 +127,40 @@ def check_command(
     console.print("[green]All content and templates are valid.[/green]")
 
 
+DEMO_NEWSLETTER = "newsletters/2027-01-uia-transfer-networks"
+DEMO_INVITATION = "events/di4c-partners-meeting-botosani"
+
+
 @app.command()
-def demo() -> None:
-    """Render every shipped item into the local outbox and load the sample subscribers (embedded defaults, no server)."""
+def demo(
+    invite_in: Annotated[int, typer.Option(help="Seconds until the scheduled invitation goes out.")] = 120,
+) -> None:
+    """The main job on embedded defaults: import the sample people, send a newsletter now, schedule an
+    invitation, watch both go out through a real worker into the local outbox."""
     settings = load_settings()
-    renderer = Renderer(settings)
-    items = _load(settings.content_dir)
-    rows = []
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("Rendering", total=len(items))
-        for item in items:
-            rows += [(item.slug, *row) for row in
-                     write_rendered(item, renderer, list(EDITIONS), list(MESSAGES[item.kind]), settings.outbox_dir, settings)]
-            progress.advance(task)
-    _report(rows)
-    console.print(f"Open the .html files in a browser, or the .eml files in a mail client: {display_path(settings.outbox_dir)}/")
     demo_people()
+    with services.embedded(settings) as running:
+        sessions = open_store(settings)
+        with sessions() as session:
+            newsletter = control.create(session, control.Request(settings.content_dir / DEMO_NEWSLETTER), settings, "cli")
+            at = clock.now() + timedelta(seconds=invite_in)
+            invitation = control.create(session, control.Request(settings.content_dir / DEMO_INVITATION, send_at=at),
+                                        settings, "cli")
+        console.print(f"Campaign {newsletter.id} sends {DEMO_NEWSLETTER} to '{newsletter.segment}' now; campaign "
+                      f"{invitation.id} sends {DEMO_INVITATION} at {at:%H:%M:%S} UTC (beat starts it).")
+        rows = campaign_cli.watch(sessions, [newsletter.id, invitation.id])
+    table = Table(title="Demo campaigns")
+    for column in ("id", "item", "state", "sent", "bounced", "failed"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(str(row["id"]), row["item"], row["state"],
+                      *(f"{row['counts'][key]:,}" for key in ("sent", "bounced", "failed")))
+    console.print(table)
+    if not running.local_sink:
+        console.print(f"The messages went to {settings.smtp_url}.")
+    else:
+        console.print(f"Every message is in {display_path(settings.outbox_dir)}/: open "
+                      f"{display_path(settings.outbox_dir / 'index.html')} in a browser, or an .eml in a mail client.")
 
 
 if __name__ == "__main__":  # `python -m worker.cli`: how `herald up` starts its children

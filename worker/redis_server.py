@@ -40,6 +40,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
         log_path = self.workdir / "redis.log"
         with log_path.open("ab") as log:
             self._process = subprocess.Popen(

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import replace
+from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -58,8 +59,8 @@ def web_address(settings: Settings) -> tuple[str, int]:
     return "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)
 
 
-def _spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "worker.cli", *command], env=env, start_new_session=True)
+def _spawn(command: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "worker.cli", *command], start_new_session=True)
 
 
 def _stop(processes: list[subprocess.Popen]) -> None:
@@ -76,27 +77,49 @@ def _stop(processes: list[subprocess.Popen]) -> None:
             process.wait()
 
 
+@dataclass(frozen=True)
+class Running:
+    settings: Settings  # with the URLs the children use
+    embedded_redis: bool
+    local_sink: bool
+
+
+def answers(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _local(url: str) -> bool:
+    return urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
+
+
 @contextmanager
-def embedded(settings: Settings, *, web: bool = True, concurrency: int | None = None) -> Iterator[Settings]:
-    """Redis and the sink if none is configured, then worker, beat (and web) as children; yields their settings."""
+def embedded(settings: Settings, *, web: bool = True, concurrency: int | None = None) -> Iterator[Running]:
+    """Worker, beat (and web) as children, with Redis and the outbox sink started first where they are missing.
+
+    "Missing" means HERALD_REDIS_URL (HERALD_SMTP_URL) names this machine and nothing answers there: then
+    Herald starts its own on that port. A configured server elsewhere is always used as it is.
+    """
     from worker.redis_server import redis_server
     from worker.sink import start_sink
 
-    env = dict(os.environ)
     with ExitStack() as stack:
-        if "HERALD_REDIS_URL" not in os.environ:
-            port = urlsplit(settings.redis_url).port
-            server = stack.enter_context(redis_server(settings.data_dir / "redis", port=port))
-            env["HERALD_REDIS_URL"] = server.url
-        if "HERALD_SMTP_URL" not in os.environ:
-            sink = stack.enter_context(start_sink(settings.outbox_dir, port=urlsplit(settings.smtp_url).port))
-            env["HERALD_SMTP_URL"] = sink.url
+        embed_redis = _local(settings.redis_url) and not answers(settings.redis_url)
+        if embed_redis:
+            stack.enter_context(redis_server(settings.data_dir / "redis", port=urlsplit(settings.redis_url).port))
+        local_sink = _local(settings.smtp_url) and not answers(settings.smtp_url)
+        if local_sink:
+            stack.enter_context(start_sink(settings.outbox_dir, port=urlsplit(settings.smtp_url).port or 25))
         processes: list[subprocess.Popen] = []
         stack.callback(_stop, processes)
         worker = ["worker"] + ([f"--concurrency={concurrency}"] if concurrency else [])
         for command in [worker, ["beat"], *([["web"]] if web else [])]:
-            processes.append(_spawn(command, env))
-        yield replace(settings, redis_url=env["HERALD_REDIS_URL"], smtp_url=env["HERALD_SMTP_URL"])
+            processes.append(_spawn(command))
+        yield Running(settings, embed_redis, local_sink)
 
 
 def _interrupt(*_: object) -> None:
@@ -142,8 +165,9 @@ def register(app: typer.Typer) -> None:
         """Everything on this machine: embedded Redis, local outbox sink, worker, beat and web. Ctrl-C stops it."""
         settings = load_settings()
         with embedded(settings) as running:
-            console.print(f"Herald is up: web {settings.base_url}, Redis {running.redis_url}, SMTP {running.smtp_url}")
-            if "HERALD_SMTP_URL" not in os.environ:
+            console.print(f"Herald is up: web {settings.base_url}, Redis {settings.redis_url}"
+                          f"{' (embedded)' if running.embedded_redis else ''}, SMTP {settings.smtp_url}")
+            if running.local_sink:
                 console.print(f"Every message lands in {display_path(settings.outbox_dir)}/ "
                               f"(open {display_path(settings.outbox_dir / 'index.html')}). Ctrl-C stops Herald.")
             wait_for_stop()
