@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -79,7 +79,7 @@ def send(
             _dry_run(session, settings, item, segment_name, message_name, edition)
         else:
             campaign = control.create(session, request, settings, origin="cli")
-            when = "now" if campaign.state == "sending" else f"at {campaign.send_at:%Y-%m-%d %H:%M} UTC"
+            when = "now" if campaign.state == "sending" else f"at {campaign.send_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
             console.print(f"Campaign {campaign.id}: {message_name} of {display_path(item.path)} to '{segment_name}', "
                           f"{when}. Follow it with `herald status {campaign.id}`.")
 
@@ -136,7 +136,7 @@ def sync() -> None:
         changed, broken = control.sync(session, settings)
         for campaign in changed:
             console.print(f"Campaign {campaign.id}: {campaign.message} of {campaign.item} scheduled for "
-                          f"{campaign.send_at:%Y-%m-%d %H:%M} UTC to '{campaign.segment}'")
+                          f"{campaign.send_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC to '{campaign.segment}'")
     if not changed:
         console.print("Every send_at already has its campaign.")
     for error in broken:

@@ -19,7 +19,7 @@ import random
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import and_, case, exists, func, or_, select, update
@@ -127,7 +127,8 @@ def start_due(session: Session, now: datetime, grace: timedelta) -> tuple[list[i
                                     .with_for_update(skip_locked=True)):
         late = now - campaign.send_at
         if late > grace:
-            move(campaign, "missed", now, f"due {campaign.send_at:%Y-%m-%d %H:%M} UTC, {_hours(late)} late; "
+            due = campaign.send_at.astimezone(UTC)  # a campaign made in this session may hold another zone
+            move(campaign, "missed", now, f"due {due:%Y-%m-%d %H:%M} UTC, {_hours(late)} late; "
                                           f"past the {_hours(grace)} grace window, so it was not sent")
             missed.append(campaign.id)
         else:
@@ -227,6 +228,11 @@ def mark_sent(session: Session, delivery_id: int, token: str, now: datetime) -> 
 
 def mark_suppressed(session: Session, delivery_id: int, token: str) -> bool:
     return _settle(session, delivery_id, token, state="suppressed")
+
+
+def mark_failed(session: Session, delivery_id: int, token: str, detail: str) -> bool:
+    """A message that can never be sent to this address (no retry would help)."""
+    return _settle(session, delivery_id, token, state="failed", attempts=Delivery.attempts + 1, error=detail)
 
 
 def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> timedelta:

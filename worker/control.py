@@ -68,6 +68,8 @@ def pause(session: Session, campaign_id: int) -> Campaign:
 
 def resume(session: Session, campaign_id: int) -> Campaign:
     campaign = _get(session, campaign_id)
+    if campaign.state != "paused":  # a scheduled one waits for its time; `herald send` sends now
+        raise campaigns.StateError(f"campaign {campaign_id} is {campaign.state}; only a paused campaign resumes")
     campaigns.move(campaign, "sending", clock.now())
     session.commit()
     _start(campaign.id)  # dispatches the rows left pending, then continues the fan-out

@@ -93,6 +93,12 @@ class CompiledEdition:
     catalogues: Mapping[str, Catalogue]
     event: EventMeta | None
 
+    @property
+    def link_purposes(self) -> tuple[str, ...]:
+        """The self-management links this message shows: only these are signed per recipient."""
+        names = self.html.names | self.text.names
+        return tuple(purpose for purpose in LINK_PURPOSES if f"{purpose}_url" in names)
+
     def personalise(self, recipient: Recipient) -> Message:
         html_values, text_values = self.values(recipient)
         return Message(subject=self.subject, html=self.html.fill(html_values), text=self.text.fill(text_values))

@@ -33,7 +33,7 @@ from worker.mime import Skeleton
 from worker.models import Campaign
 from worker.problems import ContentInvalid
 from worker.ratelimit import RateLimiter
-from worker.render import EDITIONS, LINK_PURPOSES, Recipient, Renderer
+from worker.render import EDITIONS, Recipient, Renderer
 from worker.settings import Settings, load_settings
 from worker.smtp import SmtpSender, parse_smtp_url
 
@@ -63,14 +63,23 @@ def resources() -> Resources:
 
 # ---- content of a campaign ------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Edition:
+    skeleton: Skeleton
+    link_purposes: tuple[str, ...]
+
+
 @cache
-def _skeletons(campaign_id: int, item_path: str, message: str) -> dict[str, Skeleton]:
+def _editions(campaign_id: int, item_path: str, message: str) -> dict[str, Edition]:
     """Each edition compiled once per worker process and campaign (stage 1), with its MIME skeleton."""
     r = resources()
     item = load_item(r.settings.content_dir / item_path)
-    return {edition: Skeleton.prepare(r.renderer.compile(item, edition, message), r.settings,
-                                      feedback_id=f"campaign-{campaign_id}:{message}:{edition}")
-            for edition in EDITIONS}
+    editions = {}
+    for edition in EDITIONS:
+        compiled = r.renderer.compile(item, edition, message)
+        skeleton = Skeleton.prepare(compiled, r.settings, feedback_id=f"campaign-{campaign_id}:{message}:{edition}")
+        editions[edition] = Edition(skeleton, compiled.link_purposes)
+    return editions
 
 
 def _problems(error: ContentInvalid) -> str:
@@ -89,7 +98,7 @@ def start(campaign_id: int) -> None:
             return
         try:
             segment = segment_named(r.settings.content_dir, campaign.segment)
-            _skeletons(campaign.id, campaign.item, campaign.message)
+            _editions(campaign.id, campaign.item, campaign.message)
         except ContentInvalid as error:
             campaigns.move(campaign, "failed", clock.now(), f"content is invalid, nothing was sent: {_problems(error)}")
             session.commit()
@@ -124,17 +133,17 @@ def send_batch(campaign_id: int, first: int, last: int) -> None:
         if campaign is None or campaign.state != "sending":
             return
         try:
-            skeletons = _skeletons(campaign.id, campaign.item, campaign.message)
+            editions = _editions(campaign.id, campaign.item, campaign.message)
         except ContentInvalid as error:
             campaigns.pause(session, campaign_id, clock.now(), f"content became invalid: {_problems(error)}")
             return
         token, rows = campaigns.claim(session, campaigns.Batch(campaign_id, first, last), clock.now(), lease)
         if rows:
-            _send(session, r, campaign, skeletons, token, rows, lease)
+            _send(session, r, campaign, editions, token, rows, lease)
         campaigns.finish_if_done(session, campaign_id, clock.now())
 
 
-def _send(session: Session, r: Resources, campaign: Campaign, skeletons: dict[str, Skeleton], token: str,
+def _send(session: Session, r: Resources, campaign: Campaign, editions: dict[str, Edition], token: str,
           rows: list[campaigns.Claimed], lease: timedelta) -> None:
     settings = r.settings
     streak_key = f"herald:campaign:{campaign.id}:failures"
@@ -153,12 +162,16 @@ def _send(session: Session, r: Resources, campaign: Campaign, skeletons: dict[st
             if not row.mailable:  # unsubscribed, bounced or erased since the fan-out
                 campaigns.mark_suppressed(session, row.delivery_id, token)
                 continue
-            edition = campaign.edition or row.language
-            recipient = Recipient(email=row.email, name=row.name, timezone=row.timezone,
-                                  links=r.signer.links(settings.base_url, row.subscriber_id, campaign.id, LINK_PURPOSES))
-            now = clock.now()
-            message = skeletons[edition].build(recipient, message_id=f"<c{campaign.id}.d{row.delivery_id}@{domain}>",
-                                               sent_at=now)
+            edition = editions[campaign.edition or row.language]
+            links = r.signer.links(settings.base_url, row.subscriber_id, campaign.id, edition.link_purposes)
+            recipient = Recipient(email=row.email, name=row.name, timezone=row.timezone, links=links)
+            try:
+                # The same Message-ID on a resend, so a client that got the first copy shows one.
+                message = edition.skeleton.build(recipient, message_id=f"<c{campaign.id}.d{row.delivery_id}@{domain}>",
+                                                  sent_at=clock.now())
+            except ValueError as error:  # an address this writer cannot put in a header (SMTPUTF8)
+                campaigns.mark_failed(session, row.delivery_id, token, str(error).replace(row.email, "address"))
+                continue
             r.limiter.acquire()
             outcome = smtp.send(settings.org_email, row.email, message)
             if outcome.status == "sent":
