@@ -2,9 +2,10 @@
 
 Every route needs `Authorization: Bearer <HERALD_API_TOKEN>`; without a configured token the API
 refuses everyone. The token is compared in constant time.
-"""
 
-from __future__ import annotations
+No `from __future__ import annotations` here: FastAPI reads the routes' annotations at run time, and
+they name `bearer` and `Db`, which exist only inside create_api, so as strings they would not resolve.
+"""
 
 import hmac
 from collections.abc import Callable, Iterator
@@ -14,7 +15,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
 
 from subscribers.db import open_store
@@ -30,7 +31,8 @@ class CampaignIn(BaseModel):
     segment: str | None = Field(None, description="A segment of content/segments.yaml; default: the item's audience.")
     message: Literal["newsletter", "invitation", "reminder"] | None = None
     edition: Literal["ro", "en", "both"] | None = Field(None, description="Default: each subscriber's language.")
-    send_at: datetime | None = Field(None, description="With a time zone offset; default: now.")
+    # Aware only: a naive time would reach the store, which refuses it, as a 500.
+    send_at: AwareDatetime | None = Field(None, description="With a time zone offset; default: now.")
 
 
 class Counts(BaseModel):
