@@ -115,7 +115,7 @@ class Engine:
 
     def wait_state(self, campaign_id: int, *states: str, seconds: float = 120) -> Campaign:
         self.wait_for(f"campaign {campaign_id} to be {' or '.join(states)}",
-                      lambda: self.campaign(campaign_id).state in states, seconds)
+                      lambda: getattr(self.campaign(campaign_id), "state", None) in states, seconds)
         return self.campaign(campaign_id)
 
     def send(self, *args: str) -> int:
@@ -128,12 +128,15 @@ class Engine:
 
     # ---- what arrived --------------------------------------------------------------------------
 
-    def received(self) -> list[EmailMessage]:
-        return [email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-                for path in sorted(self.settings.outbox_dir.glob("*.eml"))]
+    def received(self, campaign_id: int) -> list[EmailMessage]:
+        """What the sink holds of one campaign (by its Feedback-ID), parsed."""
+        messages = (email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+                    for path in sorted(self.settings.outbox_dir.glob("*.eml")))
+        return [message for message in messages if message["Feedback-ID"].startswith(f"campaign-{campaign_id}:")]
 
-    def received_count(self) -> int:
-        return sum(1 for _ in self.settings.outbox_dir.glob("*.eml"))
+    def received_count(self, campaign_id: int) -> int:
+        prefix = f"Feedback-ID: campaign-{campaign_id}:".encode()
+        return sum(prefix in path.read_bytes() for path in self.settings.outbox_dir.glob("*.eml"))
 
     def mailable(self, segment: str = "all-subscribers") -> dict[str, Subscriber]:
         """The segment's mailable members now, by lower-cased address."""
@@ -143,13 +146,16 @@ class Engine:
             return {person.email.lower(): person for person in people}
 
 
-def seed(settings: Settings, count: int, seed_value: int = 2027) -> None:
-    """`count` fictional subscribers through the real importer (languages ro, en and both; a few pending)."""
+def seed(settings: Settings, count: int, seed_value: int = 2027, consent: bool = True) -> None:
+    """`count` fictional subscribers through the real importer (languages ro, en and both).
+
+    With `consent`, the file's consent column counts (a few said no and stay pending); without, all are pending.
+    """
     path = settings.data_dir / "people.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_csv(path, count, seed_value)
     import_csv(open_store(settings), path, load_topics(settings.content_dir), settings.secret_key,
-               Options(now=datetime.now(UTC), consent_source="test fixture (fictional people)"))
+               Options(now=datetime.now(UTC), consent_source="test fixture (fictional people)" if consent else None))
 
 
 def recipients(messages: list[EmailMessage]) -> Counter[str]:

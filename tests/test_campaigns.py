@@ -25,7 +25,7 @@ from subscribers import store
 from subscribers.importer import Options, import_csv
 from subscribers.models import Subscriber
 from subscribers.sample import write_csv
-from subscribers.segments import segment_named, select_ids
+from subscribers.segments import members as segment_members, segment_named, select_ids
 from subscribers.topics import load_topics
 from worker import campaigns
 from worker.campaigns import Batch, StateError
@@ -93,7 +93,7 @@ def fan_out_all(session, campaign: Campaign, size: int = 1000) -> list[int]:
     """Every page, as tasks.start does it: the cursor is reread from the database after each page."""
     ids = []
     while not campaign.fanout_done:
-        ids += campaigns.fan_out_page(session, campaign, everyone_segment(), NOW, size=size)
+        ids += campaigns.fan_out_page(session, campaign, segment_members(everyone_segment()), NOW, size=size)
         session.refresh(campaign)
     return ids
 
@@ -270,7 +270,7 @@ def test_fan_out_pages_through_exactly_the_mailable_members_once(sessions, peopl
         campaign = new_campaign(session)
         pages = []
         while True:
-            page = campaigns.fan_out_page(session, campaign, segment, NOW + timedelta(seconds=len(pages)), size=7)
+            page = campaigns.fan_out_page(session, campaign, segment_members(segment), NOW + timedelta(seconds=len(pages)), size=7)
             session.refresh(campaign)
             pages.append(page)
             if campaign.fanout_done:
@@ -303,10 +303,10 @@ def test_fan_out_is_done_only_after_a_short_page(sessions, people):
     with sessions() as session:
         campaign = new_campaign(session)
         size = len(people.members)  # one exactly full page: only the next, empty one says it is over
-        assert campaigns.fan_out_page(session, campaign, everyone_segment(), NOW, size=size) == people.members
+        assert campaigns.fan_out_page(session, campaign, segment_members(everyone_segment()), NOW, size=size) == people.members
         session.refresh(campaign)
         assert not campaign.fanout_done
-        assert campaigns.fan_out_page(session, campaign, everyone_segment(), NOW, size=size) == []
+        assert campaigns.fan_out_page(session, campaign, segment_members(everyone_segment()), NOW, size=size) == []
         session.refresh(campaign)
         assert campaign.fanout_done and campaign.fanout_cursor == people.members[-1]
 
@@ -321,7 +321,7 @@ def test_a_segment_fans_out_to_its_own_mailable_members_only(sessions, people):
         campaign = new_campaign(session, segment="partners-abroad")
         ids = []
         while not campaign.fanout_done:
-            ids += campaigns.fan_out_page(session, campaign, segment, NOW, size=3)
+            ids += campaigns.fan_out_page(session, campaign, segment_members(segment), NOW, size=3)
             session.refresh(campaign)
         assert ids == expected and sorted(ledger(session, campaign.id)) == expected
 
@@ -547,7 +547,7 @@ def test_finish_if_done_needs_a_sending_campaign_a_finished_fan_out_and_nothing_
     with sessions() as session:
         campaign = new_campaign(session)
         assert not campaigns.finish_if_done(session, campaign.id, NOW)  # fan-out not begun: nothing unfinished yet
-        campaigns.fan_out_page(session, campaign, everyone_segment(), NOW, size=len(members))
+        campaigns.fan_out_page(session, campaign, segment_members(everyone_segment()), NOW, size=len(members))
         session.refresh(campaign)
         token, rows = campaigns.claim(session, whole(campaign.id, members), NOW, LEASE)
         for row in rows:

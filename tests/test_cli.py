@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import re
 import shutil
-import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -55,24 +51,6 @@ def test_render_refuses_broken_content_and_writes_nothing(tmp_path: Path):
 def test_unknown_edition_is_refused(tmp_path: Path):
     result = CliRunner().invoke(app, ["render", str(FIXTURES / "event"), "--edition", "fr", "--out", str(tmp_path)])
     assert result.exit_code != 0 and "ro, en, both or all" in result.output
-
-
-def test_demo_renders_all_shipped_content_and_loads_the_sample_people(tmp_path: Path):
-    herald = Path(sys.executable).parent / "herald"
-    env = {"PATH": "/usr/bin:/bin", "HERALD_OUTBOX_DIR": str(tmp_path / "outbox"),
-           "HERALD_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200"}
-    result = subprocess.run([str(herald), "demo"], capture_output=True, text=True, timeout=120, env=env)
-
-    assert result.returncode == 0, result.stderr
-    emls = sorted((tmp_path / "outbox").rglob("*.eml"))
-    slugs = {p.parent.name for p in emls}
-    assert slugs == {p.name for p in (PROJECT_ROOT / "content").glob("*/*") if (p / "meta.yaml").exists()}
-    assert len(emls) == sum(3 * (1 if (PROJECT_ROOT / "content" / "newsletters" / s).exists() else 2) for s in slugs)
-    with (PROJECT_ROOT / "content" / "subscribers.sample.csv").open(encoding="utf-8") as sample:
-        consenting = sum(row["Acord GDPR"] == "Da" for row in csv.DictReader(sample))
-    with sqlite3.connect(tmp_path / "data" / "herald.sqlite3") as db:
-        assert db.execute("SELECT count(*) FROM subscribers WHERE status = 'confirmed'").fetchone() == (consenting,)
-    assert re.search(rf"all-subscribers\s+│\s+{consenting}\s", result.stdout)
 
 
 def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one():

@@ -9,13 +9,16 @@ from __future__ import annotations
 import random
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 
 import pytest
 from engine import NEWSLETTER, recipients, running_engine, seed
 
+from sqlalchemy import select
+
 from subscribers import store
+from subscribers.models import Subscriber
 from subscribers.tokens import Signer
 from worker.content import load_item
 from worker.render import Renderer
@@ -42,7 +45,7 @@ def test_a_campaign_reaches_every_subscriber_exactly_once_in_their_edition(engin
     campaign_id = engine.send(NEWSLETTER, "--segment", "all-subscribers")
     campaign = engine.wait_state(campaign_id, "sent")
 
-    messages = engine.received()
+    messages = engine.received(campaign_id)
     assert recipients(messages) == {address: 1 for address in expected}
     counts = engine.counts(campaign_id)
     assert counts["targeted"] == counts["sent"] == len(expected) == len(messages)
@@ -79,13 +82,13 @@ def test_three_sigkills_of_the_worker_lose_nobody_and_duplicate_at_most_one_each
     engine.start_beat()  # the sweep gives the killed worker's rows to the next one when their lease runs out
     kills = 0
     for fraction in sorted(rng.uniform(0.1, 0.8) for _ in range(3)):
-        engine.wait_for(f"{fraction:.0%} sent", lambda: engine.received_count() >= fraction * len(expected))
+        engine.wait_for(f"{fraction:.0%} sent", lambda: engine.received_count(campaign_id) >= fraction * len(expected))
         engine.kill("worker")
         kills += 1
         engine.start_worker(concurrency=1)
     engine.wait_state(campaign_id, "sent", seconds=180)
 
-    got = recipients(engine.received())
+    got = recipients(engine.received(campaign_id))
     assert set(got) == set(expected), "nobody is missing and nobody else was mailed"
     duplicates = sum(count - 1 for count in got.values())
     assert duplicates <= kills
@@ -99,11 +102,11 @@ def test_a_redis_restart_mid_campaign_loses_nobody(engine, redis_server):
     engine.start_worker()
     engine.start_beat()
     campaign_id = engine.send(NEWSLETTER, "--segment", "all-subscribers")
-    engine.wait_for("a third sent", lambda: engine.received_count() >= len(expected) // 3)
+    engine.wait_for("a third sent", lambda: engine.received_count(campaign_id) >= len(expected) // 3)
     redis_server.restart(downtime=1.0)  # every queued batch is gone with it
     engine.wait_state(campaign_id, "sent", seconds=180)
 
-    got = recipients(engine.received())
+    got = recipients(engine.received(campaign_id))
     assert set(got) == set(expected)
     assert all(count == 1 for count in got.values())
 
@@ -122,7 +125,7 @@ def test_busy_and_refusing_servers_retry_bounce_and_suppress(engine):
     sink.fail_next(15, 451, at="RCPT")
     engine.wait_state(campaign_id, "sent", seconds=180)
 
-    got = recipients(engine.received())
+    got = recipients(engine.received(campaign_id))
     assert set(got) == set(expected) - unknown
     assert all(count == 1 for count in got.values())
     counts = engine.counts(campaign_id)
@@ -146,11 +149,11 @@ def test_a_down_server_pauses_the_campaign_and_resume_finishes_it(engine):
     campaign_id = engine.send(NEWSLETTER, "--segment", "all-subscribers")
     paused = engine.wait_state(campaign_id, "paused")
     assert "20 temporary SMTP failures in a row" in paused.reason and "421" in paused.reason
-    assert engine.received_count() == 0
+    assert engine.received_count(campaign_id) == 0
     sink.fail_next(0)
     engine.herald("resume", str(campaign_id))
     engine.wait_state(campaign_id, "sent", seconds=180)
-    assert recipients(engine.received()) == {address: 1 for address in expected}
+    assert recipients(engine.received(campaign_id)) == {address: 1 for address in expected}
 
 
 def test_pause_then_resume_sends_nobody_twice_and_skips_nobody(engine):
@@ -160,17 +163,17 @@ def test_pause_then_resume_sends_nobody_twice_and_skips_nobody(engine):
     engine.start_worker()
     engine.start_beat()
     campaign_id = engine.send(NEWSLETTER, "--segment", "all-subscribers")
-    engine.wait_for("some sent", lambda: engine.received_count() >= 100)
+    engine.wait_for("some sent", lambda: engine.received_count(campaign_id) >= 100)
     engine.herald("pause", str(campaign_id))
     engine.wait_for("the batches to stop", lambda: engine.counts(campaign_id)["sending"] == 0, seconds=30)
-    settled = engine.received_count()
+    settled = engine.received_count(campaign_id)
     assert settled < len(expected)
     time.sleep(3)  # three sweeps
-    assert engine.received_count() == settled, "nothing is sent while paused"
+    assert engine.received_count(campaign_id) == settled, "nothing is sent while paused"
     assert engine.campaign(campaign_id).state == "paused"
     engine.herald("resume", str(campaign_id))
     engine.wait_state(campaign_id, "sent", seconds=180)
-    assert recipients(engine.received()) == {address: 1 for address in expected}
+    assert recipients(engine.received(campaign_id)) == {address: 1 for address in expected}
 
 
 def test_a_scheduled_campaign_fires_on_time_and_one_past_the_grace_window_is_missed(engine):
@@ -183,7 +186,7 @@ def test_a_scheduled_campaign_fires_on_time_and_one_past_the_grace_window_is_mis
     assert engine.campaign(on_time).state == engine.campaign(late).state == "scheduled"
     due = engine.campaign(on_time).send_at
     time.sleep(2.5)  # a few sweeps: nothing is due yet
-    assert engine.campaign(on_time).state == "scheduled" and engine.received_count() == 0
+    assert engine.campaign(on_time).state == "scheduled" and engine.received_count(on_time) == 0
 
     # The clock jumps to one minute before 10:00 on the day; the late one is then 8 h overdue.
     engine.set_clock((due - datetime.now(UTC)).total_seconds() - 60)
@@ -191,5 +194,34 @@ def test_a_scheduled_campaign_fires_on_time_and_one_past_the_grace_window_is_mis
     assert "past the 6.0 h grace window" in missed.reason and engine.campaign(on_time).state == "scheduled"
     engine.set_clock((due - datetime.now(UTC)).total_seconds() + 1)
     engine.wait_state(on_time, "sent", seconds=60)
-    assert recipients(engine.received()) == {address: 1 for address in expected}
+    assert recipients(engine.received(on_time)) == {address: 1 for address in expected}
     assert engine.campaign(late).state == "missed"
+
+
+def test_pending_subscribers_are_asked_to_confirm_once_in_their_language(engine):
+    seed(engine.settings, 40, seed_value=23, consent=False)  # no recorded consent: everyone is pending
+    with engine.sessions() as session:
+        pending = {person.email.lower(): person for person in session.scalars(select(Subscriber))}
+    assert {person.status for person in pending.values()} == {"pending"}
+    engine.start_worker()
+    engine.start_beat()  # the sweep notices the pending people and starts a confirmation campaign
+    engine.wait_state(1, "sent")
+    messages = engine.received(1)
+    assert recipients(messages) == {address: 1 for address in pending}
+
+    renderer = Renderer(engine.settings)
+    signer = Signer(engine.settings.secret_key)
+    subjects = {edition: renderer.compile_confirmation(edition, date.today()).subject for edition in ("ro", "en", "both")}
+    for message in messages:
+        person = pending[message["To"].addresses[0].addr_spec.lower()]
+        assert message["Subject"] == subjects[person.language]
+        token = re.search(r"https://herald\.example\.org/c/([A-Za-z0-9_.-]+)", message.get_body(("plain",)).get_content())
+        claims = signer.verify(token.group(1), "confirm")
+        assert (claims.subscriber_id, claims.campaign_id) == (person.id, 1)
+
+    time.sleep(3)  # more sweeps: nobody is asked twice
+    assert engine.campaign(2) is None and engine.received_count(1) == len(pending)
+    seed(engine.settings, 41, seed_value=23, consent=False)  # the same 40 and one more
+    engine.wait_state(2, "sent", seconds=60)
+    newcomer = recipients(engine.received(2))
+    assert len(newcomer) == 1 and set(newcomer) - set(pending) == set(newcomer)

@@ -22,7 +22,7 @@ from worker.content import Item, load_item
 from worker.mime import Skeleton, message_id
 from worker.models import Campaign
 from worker.problems import ContentInvalid, display_path
-from worker.render import EDITIONS, LINK_PURPOSES, Recipient, Renderer
+from worker.render import EDITIONS, Recipient, Renderer
 from worker.settings import Settings, load_settings
 from worker.smtp import SmtpSender, parse_smtp_url
 
@@ -94,9 +94,10 @@ def _test_send(session: Session, settings: Settings, item: Item, message: str, e
         for address in addresses:
             person = store.find(session, address)
             chosen = edition or (person.language if person else "both")
-            skeleton = Skeleton.prepare(renderer.compile(item, chosen, message), settings,
-                                        feedback_id=f"test:{message}:{chosen}", subject_prefix="[TEST] ")
-            links = signer.links(settings.base_url, person.id if person else 0, None, LINK_PURPOSES)
+            compiled = renderer.compile(item, chosen, message)
+            skeleton = Skeleton.prepare(compiled, settings, feedback_id=f"test:{message}:{chosen}",
+                                        subject_prefix="[TEST] ")
+            links = signer.links(settings.base_url, person.id if person else 0, None, compiled.link_purposes)
             recipient = Recipient(email=address, name=person.name if person else "",
                                   timezone=person.timezone if person else None, links=links)
             outcome = smtp.send(settings.org_email, address,

@@ -22,16 +22,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import and_, case, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from subscribers import store
 from subscribers.models import Subscriber
-from subscribers.segments import Segment, mailable, members
+from subscribers.segments import mailable, members, segment_named
 from worker.content import Item
 from worker.models import Campaign, Delivery
-from worker.render import MESSAGES
+from worker.render import CONFIRMATION, MESSAGES
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "draft": frozenset({"scheduled", "sending", "cancelled"}),
@@ -148,14 +148,36 @@ def _insert_ignoring_duplicates(session: Session):  # noqa: ANN202 - a dialect's
     return dialect.insert(Delivery).on_conflict_do_nothing(index_elements=["campaign_id", "subscriber_id"])
 
 
-def fan_out_page(session: Session, campaign: Campaign, segment: Segment, now: datetime,
+def awaiting_confirmation() -> ColumnElement[bool]:
+    """Pending people never yet asked to confirm (and not suppressed): a confirmation campaign's audience."""
+    asked = (select(Delivery.id).join(Campaign, Campaign.id == Delivery.campaign_id)
+             .where(Campaign.message == CONFIRMATION, Delivery.subscriber_id == Subscriber.id))
+    return and_(Subscriber.status == "pending", store.not_suppressed(), ~asked.exists())
+
+
+def audience(campaign: Campaign, content_dir: Path) -> ColumnElement[bool]:
+    """Whom the campaign addresses; ContentInvalid when its segment is not in segments.yaml."""
+    if campaign.message == CONFIRMATION:
+        return awaiting_confirmation()
+    return members(segment_named(content_dir, campaign.segment))
+
+
+def eligible(campaign: Campaign) -> ColumnElement[bool]:
+    """Who may still receive it when their row comes up: the mailable, or for a confirmation the still pending."""
+    if campaign.message == CONFIRMATION:
+        return and_(Subscriber.status == "pending", store.not_suppressed())
+    return mailable()
+
+
+def fan_out_page(session: Session, campaign: Campaign, where: ColumnElement[bool], now: datetime,
                  size: int = FANOUT_PAGE) -> list[int]:
-    """Give the next page of the segment's members a pending ledger row; returns their subscriber ids.
+    """Give the next page of the audience (`where`) a pending ledger row; returns their subscriber ids.
 
     Idempotent: the cursor only moves forward and the ledger is unique on (campaign, subscriber), so a
     fan-out restarted after a crash continues where the last committed page ended.
     """
-    ids = list(session.scalars(select(Subscriber.id).where(members(segment), Subscriber.id > campaign.fanout_cursor)
+    cursor = session.scalar(select(Campaign.fanout_cursor).where(Campaign.id == campaign.id))
+    ids = list(session.scalars(select(Subscriber.id).where(where, Subscriber.id > cursor)
                                .order_by(Subscriber.id).limit(size)))
     if ids:
         session.execute(_insert_ignoring_duplicates(session), [
@@ -183,15 +205,19 @@ def claimable(now: datetime) -> object:
                and_(Delivery.state == "sending", Delivery.lease_until < now))
 
 
-def claim(session: Session, batch: Batch, now: datetime, lease: timedelta) -> tuple[str, list[Claimed]]:
-    """Take every claimable row of the batch for this caller alone, with the person it addresses."""
+def claim(session: Session, batch: Batch, now: datetime, lease: timedelta,
+          allowed: ColumnElement[bool] | None = None) -> tuple[str, list[Claimed]]:
+    """Take every claimable row of the batch for this caller alone, with the person it addresses.
+
+    `mailable` on each says whether the person is still `allowed` (default: mailable) to receive it.
+    """
     token = secrets.token_hex(8)
     session.execute(update(Delivery).where(
         Delivery.campaign_id == batch.campaign_id, Delivery.subscriber_id.between(batch.first, batch.last),
         claimable(now)).values(state="sending", claim=token, lease_until=now + lease))
     rows = session.execute(
         select(Delivery.id, Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.language,
-               Subscriber.timezone, mailable().label("mailable"))
+               Subscriber.timezone, (mailable() if allowed is None else allowed).label("mailable"))
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .where(Delivery.claim == token, Delivery.state == "sending").order_by(Subscriber.id))
     claimed = [Claimed(*row) for row in rows]
@@ -329,6 +355,17 @@ def pending_batches(session: Session, campaign_id: int, size: int) -> Iterator[B
             return
         yield from batches(campaign_id, ids, size)
         last = ids[-1]
+
+
+def confirmation_due(session: Session, now: datetime) -> int | None:
+    """A new confirmation campaign when pending people wait to be asked and none is under way; its id."""
+    under_way = exists().where(Campaign.message == CONFIRMATION, Campaign.state.in_(("sending", "paused")))
+    if session.scalar(select(under_way)) or not session.scalar(select(exists().where(awaiting_confirmation()))):
+        return None
+    campaign = create(session, item="", message=CONFIRMATION, segment="awaiting-confirmation", edition=None,
+                      send_at=None, origin="engine", now=now)
+    session.commit()
+    return campaign.id
 
 
 def sending_campaigns(session: Session) -> list[Campaign]:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import re
 import traceback
+from collections.abc import Callable
+from datetime import date
+from functools import partial
 from dataclasses import dataclass, replace
 from html.parser import HTMLParser
 from pathlib import Path
@@ -20,7 +23,7 @@ from worker.content import CEDILLAS, Item, find_items, load_item
 from worker.i18n import load_catalogues
 from worker.mjml_lint import lint_mjml
 from worker.problems import ContentInvalid, Problem
-from worker.render import EDITIONS, MESSAGES, Renderer, sample_recipient
+from worker.render import CONFIRMATION, EDITIONS, MESSAGES, CompiledEdition, Renderer, sample_recipient
 from worker.settings import Settings
 from worker.yamldoc import parse_yaml
 
@@ -135,21 +138,31 @@ def check_rendering(items: list[Item], settings: Settings) -> list[Problem]:
     problems: list[Problem] = []
     renderer = Renderer(settings)
     recipient = sample_recipient(settings)
+    for edition in EDITIONS:  # the double opt-in request needs no item
+        compiled = _compiled(partial(renderer.compile_confirmation, edition, date.today()), settings, CONFIRMATION)
+        if isinstance(compiled, Problem):
+            return [compiled]
     for item in items:
         for message in MESSAGES[item.kind]:
             for edition in EDITIONS:
-                try:
-                    compiled = renderer.compile(item, edition, message)
-                except jinja2.UndefinedError as error:
-                    problems.append(_undefined(error, settings.templates_dir, message))
-                    return problems  # the same template fails the same way for every item
-                except OSError as error:  # MRML's parse errors
-                    problems.append(Problem(settings.templates_dir / f"{message}.mjml.j2", 1,
-                                            f"MRML cannot compile the MJML: {error}; check the tags of this template"))
-                    return problems
+                compiled = _compiled(partial(renderer.compile, item, edition, message), settings, message)
+                if isinstance(compiled, Problem):
+                    return [*problems, compiled]  # the same template fails the same way for every item
                 html = compiled.personalise(recipient).html
                 problems.extend(inspect_html(html, item, edition, compiled.language, settings))
     return problems
+
+
+def _compiled(compile_edition: Callable[[], CompiledEdition], settings: Settings,
+              message: str) -> CompiledEdition | Problem:
+    """The compiled edition, or the template mistake that stopped it, with its file and line."""
+    try:
+        return compile_edition()
+    except jinja2.UndefinedError as error:
+        return _undefined(error, settings.templates_dir, message)
+    except OSError as error:  # MRML's parse errors
+        return Problem(settings.templates_dir / f"{message}.mjml.j2", 1,
+                       f"MRML cannot compile the MJML: {error}; check the tags of this template")
 
 
 def _undefined(error: jinja2.UndefinedError, templates_dir: Path, message: str) -> Problem:

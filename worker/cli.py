@@ -146,9 +146,14 @@ def demo(
             at = clock.now() + timedelta(seconds=invite_in)
             invitation = control.create(session, control.Request(settings.content_dir / DEMO_INVITATION, send_at=at),
                                         settings, "cli")
+            confirmation = control.ask_pending(session)
         console.print(f"Campaign {newsletter.id} sends {DEMO_NEWSLETTER} to '{newsletter.segment}' now; campaign "
                       f"{invitation.id} sends {DEMO_INVITATION} at {at:%H:%M:%S} UTC (beat starts it).")
-        rows = campaign_cli.watch(sessions, [newsletter.id, invitation.id])
+        watched = [newsletter.id, invitation.id]
+        if confirmation is not None:
+            console.print(f"Campaign {confirmation.id} asks the sample people who have not consented yet to confirm.")
+            watched.append(confirmation.id)
+        rows = campaign_cli.watch(sessions, watched)
     table = Table(title="Demo campaigns")
     for column in ("id", "item", "state", "sent", "bounced", "failed"):
         table.add_column(column)

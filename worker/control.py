@@ -20,7 +20,7 @@ from worker import campaigns, clock
 from worker.content import Item, find_items, load_item
 from worker.models import Campaign
 from worker.problems import ContentInvalid
-from worker.render import EDITIONS, MESSAGES
+from worker.render import CONFIRMATION, EDITIONS, MESSAGES
 from worker.settings import Settings
 
 
@@ -81,6 +81,19 @@ def cancel(session: Session, campaign_id: int) -> Campaign:
     campaigns.move(campaign, "cancelled", clock.now(), "cancelled by the operator")
     session.commit()
     return campaign
+
+
+def ask_pending(session: Session) -> Campaign | None:
+    """Ask every pending subscriber not yet asked to confirm; the confirmation campaign under way, if any.
+
+    Beat's sweep does the same on its own; this lets a command start it now and follow it.
+    """
+    new = campaigns.confirmation_due(session, clock.now())
+    if new is not None:
+        _start(new)
+    return session.scalar(select(Campaign).where(Campaign.message == CONFIRMATION,
+                                                 Campaign.state.in_(("sending", "paused")))
+                          .order_by(Campaign.id.desc()).limit(1))
 
 
 def _start(campaign_id: int) -> None:

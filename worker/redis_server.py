@@ -40,13 +40,15 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
+        from worker.services import die_with_parent
+
         self.workdir.mkdir(parents=True, exist_ok=True)
         log_path = self.workdir / "redis.log"
         with log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 [self.executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                  "--appendonly", "no", "--dir", self.workdir],
-                stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+                stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, preexec_fn=die_with_parent)
         try:
             _wait_for_redis(self.port, self._process, log_path)
         except RuntimeError:

@@ -11,6 +11,7 @@ import html
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -19,14 +20,15 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from worker.content import EventMeta, Item
-from worker.i18n import Catalogue, load_catalogues, when
+from worker.i18n import Catalogue, day, load_catalogues, when
 from worker.markdown import LinkList
 from worker.settings import Settings
 from worker.views import language_block
 
 EDITIONS: dict[str, tuple[str, ...]] = {"ro": ("ro",), "en": ("en",), "both": ("ro", "en")}
 MESSAGES: dict[str, tuple[str, ...]] = {"newsletter": ("newsletter",), "event": ("invitation", "reminder")}
-LINK_PURPOSES = ("view", "unsubscribe", "preferences", "rsvp_yes", "rsvp_no", "rsvp_maybe")
+LINK_PURPOSES = ("view", "unsubscribe", "preferences", "rsvp_yes", "rsvp_no", "rsvp_maybe", "confirm")
+CONFIRMATION = "confirmation"  # the double opt-in message: no content item, only the catalogues
 
 _SLOT = re.compile(r"⟦([a-z_]+)⟧")
 _MULTILINE_ATTRIBUTE = re.compile(r'="([^"]*\n[^"]*)"')
@@ -151,6 +153,23 @@ class Renderer:
     def compile(self, item: Item, edition: str, message: str) -> CompiledEdition:
         links = LinkList()
         blocks = [language_block(item, language, self.catalogues, links) for language in EDITIONS[edition]]
+        return self._compile(item.slug, edition, message, blocks, links,
+                             item.meta if isinstance(item.meta, EventMeta) else None)
+
+    def compile_confirmation(self, edition: str, expires: date) -> CompiledEdition:
+        """The double opt-in request; its link (⟦confirm_url⟧) stops working on `expires`."""
+        blocks = []
+        for language in EDITIONS[edition]:
+            t = self.catalogues[language].strings
+            org = self.settings.org_name
+            blocks.append({"lang": language, "t": t, "subject": t["confirm_subject"].format(org=org),
+                           "preheader": t["confirm_preheader"], "title": t["confirm_title"],
+                           "intro": t["confirm_intro"].format(org=org),
+                           "expiry": t["confirm_expiry"].format(date=day(expires, language))})
+        return self._compile(CONFIRMATION, edition, CONFIRMATION, blocks, LinkList(), None)
+
+    def _compile(self, slug: str, edition: str, message: str, blocks: list[dict], links: LinkList,
+                 event: EventMeta | None) -> CompiledEdition:
         first = blocks[0]
         subject = " / ".join(dict.fromkeys(self._subject(block, message) for block in blocks))
         context = {"edition": edition, "message": message, "lang": first["lang"], "blocks": blocks,
@@ -159,12 +178,12 @@ class Renderer:
         mjml = self.env.get_template(f"{message}.mjml.j2").render(context)
         text = self.env.get_template(f"text/{message}.txt.j2").render(context)
         return CompiledEdition(
-            slug=item.slug, edition=edition, message=message, language=first["lang"],
+            slug=slug, edition=edition, message=message, language=first["lang"],
             languages=tuple(block["lang"] for block in blocks), subject=subject, mjml=mjml,
             # Both parts end in one newline, as MIME bodies do, so the .eml holds them byte for byte.
             html=SlotTemplate.parse(compile_mjml(mjml).rstrip("\n") + "\n"),
             text=SlotTemplate.parse(text.rstrip("\n") + "\n"),
-            catalogues=self.catalogues, event=item.meta if isinstance(item.meta, EventMeta) else None,
+            catalogues=self.catalogues, event=event,
         )
 
     @staticmethod

@@ -8,6 +8,7 @@ production; Ctrl-C stops all of them and nothing is left running.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -27,6 +28,7 @@ from worker.problems import display_path
 from worker.settings import Settings, load_settings
 
 STOP_SECONDS = 20
+PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 console = Console()
 
 
@@ -59,8 +61,16 @@ def web_address(settings: Settings) -> tuple[str, int]:
     return "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)
 
 
+def die_with_parent() -> None:
+    """In a child, before exec: on Linux, get SIGTERM when the parent dies, even by SIGKILL, so none outlives it."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _spawn(command: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "worker.cli", *command], start_new_session=True)
+    # A session of its own: Ctrl-C reaches only `herald up`, which then stops the children in order.
+    return subprocess.Popen([sys.executable, "-m", "worker.cli", *command], start_new_session=True,
+                            preexec_fn=die_with_parent)
 
 
 def _stop(processes: list[subprocess.Popen]) -> None:

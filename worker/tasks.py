@@ -17,15 +17,14 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import cache
+from functools import cache, partial
 
 import redis
 from celery.utils.log import get_task_logger
 from sqlalchemy.orm import Session, sessionmaker
 
 from subscribers.db import open_store
-from subscribers.segments import segment_named
-from subscribers.tokens import Signer
+from subscribers.tokens import EXPIRES, Signer
 from worker import campaigns, clock, control
 from worker.celery_app import QUEUE, app
 from worker.content import load_item
@@ -33,7 +32,7 @@ from worker.mime import Skeleton
 from worker.models import Campaign
 from worker.problems import ContentInvalid
 from worker.ratelimit import RateLimiter
-from worker.render import EDITIONS, Recipient, Renderer
+from worker.render import CONFIRMATION, EDITIONS, Recipient, Renderer
 from worker.settings import Settings, load_settings
 from worker.smtp import SmtpSender, parse_smtp_url
 
@@ -73,10 +72,14 @@ class Edition:
 def _editions(campaign_id: int, item_path: str, message: str) -> dict[str, Edition]:
     """Each edition compiled once per worker process and campaign (stage 1), with its MIME skeleton."""
     r = resources()
-    item = load_item(r.settings.content_dir / item_path)
+    if message == CONFIRMATION:
+        expires = (clock.now() + EXPIRES["confirm"]).date()  # links signed later expire later still
+        compile_edition = partial(r.renderer.compile_confirmation, expires=expires)
+    else:
+        compile_edition = partial(r.renderer.compile, load_item(r.settings.content_dir / item_path), message=message)
     editions = {}
     for edition in EDITIONS:
-        compiled = r.renderer.compile(item, edition, message)
+        compiled = compile_edition(edition=edition)
         skeleton = Skeleton.prepare(compiled, r.settings, feedback_id=f"campaign-{campaign_id}:{message}:{edition}")
         editions[edition] = Edition(skeleton, compiled.link_purposes)
     return editions
@@ -97,7 +100,7 @@ def start(campaign_id: int) -> None:
         if campaign is None or campaign.state != "sending":
             return
         try:
-            segment = segment_named(r.settings.content_dir, campaign.segment)
+            where = campaigns.audience(campaign, r.settings.content_dir)
             _editions(campaign.id, campaign.item, campaign.message)
         except ContentInvalid as error:
             campaigns.move(campaign, "failed", clock.now(), f"content is invalid, nothing was sent: {_problems(error)}")
@@ -107,7 +110,7 @@ def start(campaign_id: int) -> None:
         while not campaign.fanout_done:
             if campaigns.state_of(session, campaign_id) != "sending":
                 return  # paused or cancelled: resume starts the fan-out again from its cursor
-            ids = campaigns.fan_out_page(session, campaign, segment, clock.now())
+            ids = campaigns.fan_out_page(session, campaign, where, clock.now())
             for batch in campaigns.batches(campaign_id, ids, r.settings.batch_size):
                 send_batch.delay(batch.campaign_id, batch.first, batch.last)
             session.refresh(campaign)
@@ -137,7 +140,8 @@ def send_batch(campaign_id: int, first: int, last: int) -> None:
         except ContentInvalid as error:
             campaigns.pause(session, campaign_id, clock.now(), f"content became invalid: {_problems(error)}")
             return
-        token, rows = campaigns.claim(session, campaigns.Batch(campaign_id, first, last), clock.now(), lease)
+        token, rows = campaigns.claim(session, campaigns.Batch(campaign_id, first, last), clock.now(), lease,
+                                      campaigns.eligible(campaign))
         if rows:
             _send(session, r, campaign, editions, token, rows, lease)
         campaigns.finish_if_done(session, campaign_id, clock.now())
@@ -159,7 +163,7 @@ def _send(session: Session, r: Resources, campaign: Campaign, editions: dict[str
             if time.monotonic() - renewed > lease.total_seconds() / 3:
                 renewed = time.monotonic()
                 campaigns.extend_lease(session, token, clock.now(), lease)
-            if not row.mailable:  # unsubscribed, bounced or erased since the fan-out
+            if not row.mailable:  # unsubscribed, bounced or erased since the fan-out (or confirmed, for a confirmation)
                 campaigns.mark_suppressed(session, row.delivery_id, token)
                 continue
             edition = editions[campaign.edition or row.language]
@@ -207,6 +211,9 @@ def sweep() -> None:
             session.commit()
             for campaign_id in missed:
                 log.warning("campaign %s missed its time: %s", campaign_id, session.get(Campaign, campaign_id).reason)
+            confirmation = campaigns.confirmation_due(session, now)
+            if confirmation is not None:
+                started.append(confirmation)
             for campaign_id in started:
                 start.delay(campaign_id)
             stale = now - timedelta(seconds=r.settings.lease_seconds)
