@@ -1,14 +1,19 @@
-"""README's first command, `herald demo`: the whole main job on embedded defaults, and nothing left running."""
+"""README's first command, `herald demo`, and `herald up`: everything on one machine, and nothing left running."""
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from collections import Counter
 from email.parser import BytesHeaderParser
+from pathlib import Path
 
 from servers import free_port
 
@@ -42,3 +47,43 @@ def test_the_demo_imports_sends_schedules_and_leaves_the_messages_in_the_outbox(
     assert "outbox/index.html" in " ".join(result.stdout.split())
     for url in (redis_url, smtp_url, web_url):
         assert not answers(url), f"{url} still answers after the demo"
+    assert not processes_with(str(tmp_path)), "a process of the demo outlived it"
+
+
+def test_up_serves_until_ctrl_c_then_stops_everything(tmp_path):
+    redis_url = f"redis://127.0.0.1:{free_port()}/0"
+    smtp_url = f"smtp://127.0.0.1:{free_port()}?security=none"
+    web_url = f"http://127.0.0.1:{free_port()}"
+    env = dict(os.environ, HERALD_DATA_DIR=str(tmp_path / "data"), HERALD_OUTBOX_DIR=str(tmp_path / "outbox"),
+               HERALD_REDIS_URL=redis_url, HERALD_SMTP_URL=smtp_url, HERALD_BASE_URL=web_url,
+               HERALD_DATABASE_URL=f"sqlite:///{tmp_path / 'data' / 'herald.sqlite3'}", HERALD_API_TOKEN="t")
+    up = subprocess.Popen([sys.executable, "-m", "worker.cli", "up"], env=env, cwd=PROJECT_ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not all(answers(url) for url in (redis_url, smtp_url, web_url)):
+            assert up.poll() is None and time.monotonic() < deadline, "herald up did not come up"
+            time.sleep(0.2)
+        request = urllib.request.Request(f"{web_url}/api/campaigns", headers={"Authorization": "Bearer t"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.load(response) == []
+    finally:
+        up.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        output, _ = up.communicate(timeout=60)
+    assert up.returncode == 0, output
+    assert "nothing is left running" in output
+    for url in (redis_url, smtp_url, web_url):
+        assert not answers(url), f"{url} still answers after Ctrl-C"
+    assert not processes_with(str(tmp_path)), "a child of herald up outlived it"
+
+
+def processes_with(marker: str) -> list[int]:
+    """Processes whose environment mentions `marker` (every child of a test's `herald up` has it there)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker.encode() in environ.read_bytes():
+                found.append(int(environ.parent.name))
+        except OSError:  # gone, or not ours to read
+            continue
+    return found
