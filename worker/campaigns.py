@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -333,23 +333,28 @@ def state_of(session: Session, campaign_id: int) -> str | None:
     return session.scalar(select(Campaign.state).where(Campaign.id == campaign_id))
 
 
-def requeue(session: Session, campaign_id: int, now: datetime) -> int:
-    """Rows due again (a retry's time came, or a lease ran out on a killed worker) become pending."""
+def requeue(session: Session, campaign_id: int, now: datetime, tag: str | None = None) -> int:
+    """Rows due again (a retry's time came, or a lease ran out on a killed worker) become pending; how many.
+
+    With a `tag`, they carry it until a batch claims them, so the caller can enqueue exactly these
+    (`pending_batches(…, tag=tag)`) instead of every pending row.
+    """
     result = session.execute(update(Delivery).where(
         Delivery.campaign_id == campaign_id,
         or_(and_(Delivery.state == "retry", Delivery.next_attempt_at <= now),
             and_(Delivery.state == "sending", Delivery.lease_until < now)))
-        .values(state="pending", claim=None, lease_until=None))
+        .values(state="pending", claim=tag, lease_until=None))
     session.commit()
     return result.rowcount
 
 
-def pending_batches(session: Session, campaign_id: int, size: int) -> Iterator[Batch]:
-    """Every pending row of the campaign as batches, read in keyset pages of subscriber ids."""
+def pending_batches(session: Session, campaign_id: int, size: int, tag: str | None = None) -> Iterator[Batch]:
+    """The campaign's pending rows (only those requeued with `tag`, if given) as batches, in keyset pages."""
     last = 0
+    tagged = Delivery.claim == tag if tag is not None else true()
     while True:
         ids = list(session.scalars(select(Delivery.subscriber_id).where(
-            Delivery.campaign_id == campaign_id, Delivery.state == "pending", Delivery.subscriber_id > last)
+            Delivery.campaign_id == campaign_id, Delivery.state == "pending", tagged, Delivery.subscriber_id > last)
             .order_by(Delivery.subscriber_id).limit(FANOUT_PAGE)))
         if not ids:
             return

@@ -139,7 +139,8 @@ def demo(
     invitation, watch both go out through a real worker into the local outbox."""
     settings = load_settings()
     demo_people()
-    with services.embedded(settings) as running:
+    logs = settings.data_dir / "logs"
+    with services.embedded(settings, logs=logs) as running:
         sessions = open_store(settings)
         with sessions() as session:
             newsletter = control.create(session, control.Request(settings.content_dir / DEMO_NEWSLETTER), settings, "cli")
@@ -155,12 +156,13 @@ def demo(
             watched.append(confirmation.id)
         rows = campaign_cli.watch(sessions, watched)
     table = Table(title="Demo campaigns")
-    for column in ("id", "item", "state", "sent", "bounced", "failed"):
+    for column in ("id", "message", "item", "state", "sent", "bounced", "failed"):
         table.add_column(column)
     for row in rows:
-        table.add_row(str(row["id"]), row["item"], row["state"],
+        table.add_row(str(row["id"]), row["message"], row["item"], row["state"],
                       *(f"{row['counts'][key]:,}" for key in ("sent", "bounced", "failed")))
     console.print(table)
+    console.print(f"The worker's, beat's and web's logs: {display_path(logs)}/")
     if not running.local_sink:
         console.print(f"The messages went to {settings.smtp_url}.")
     else:

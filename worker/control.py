@@ -60,10 +60,7 @@ def create(session: Session, request: Request, settings: Settings, origin: str) 
 
 
 def pause(session: Session, campaign_id: int) -> Campaign:
-    campaign = _get(session, campaign_id)
-    campaigns.move(campaign, "paused", clock.now(), "paused by the operator")
-    session.commit()
-    return campaign
+    return _move(session, campaign_id, "paused", "paused by the operator")
 
 
 def resume(session: Session, campaign_id: int) -> Campaign:
@@ -77,8 +74,12 @@ def resume(session: Session, campaign_id: int) -> Campaign:
 
 
 def cancel(session: Session, campaign_id: int) -> Campaign:
+    return _move(session, campaign_id, "cancelled", "cancelled by the operator")
+
+
+def _move(session: Session, campaign_id: int, to: str, reason: str) -> Campaign:
     campaign = _get(session, campaign_id)
-    campaigns.move(campaign, "cancelled", clock.now(), "cancelled by the operator")
+    campaigns.move(campaign, to, clock.now(), reason)
     session.commit()
     return campaign
 

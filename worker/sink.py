@@ -32,8 +32,9 @@ _INDEX_HEAD = """<!doctype html>
 <title>Herald outbox</title>
 <style>
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; }
-p { display: grid; grid-template-columns: 11em 7em 18em 1fr; gap: 1em; margin: 0; padding: .2em 0;
+p { display: grid; grid-template-columns: 11em 7em minmax(12em, 22em) 1fr; gap: 1em; margin: 0; padding: .2em 0;
     border-bottom: 1px solid #ddd; }
+span { overflow-wrap: anywhere; min-width: 0; }
 p.head { font-weight: bold; }
 </style>
 <h1>Herald outbox</h1>

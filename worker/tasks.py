@@ -14,10 +14,11 @@ same Message-ID, so most mail clients show it once.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import cache, partial
+from functools import cache, lru_cache, partial
 
 import redis
 from celery.utils.log import get_task_logger
@@ -68,7 +69,7 @@ class Edition:
     link_purposes: tuple[str, ...]
 
 
-@cache
+@lru_cache(maxsize=16)  # a worker lives through many campaigns; a few are sending at once
 def _editions(campaign_id: int, item_path: str, message: str) -> dict[str, Edition]:
     """Each edition compiled once per worker process and campaign (stage 1), with its MIME skeleton."""
     r = resources()
@@ -117,13 +118,10 @@ def start(campaign_id: int) -> None:
         campaigns.finish_if_done(session, campaign_id, clock.now())
 
 
-def dispatch(session: Session, campaign_id: int) -> int:
-    """Enqueue a batch for every pending row; returns how many batches."""
-    count = 0
-    for batch in campaigns.pending_batches(session, campaign_id, resources().settings.batch_size):
+def dispatch(session: Session, campaign_id: int, tag: str | None = None) -> None:
+    """Enqueue a batch for every pending row (or every row requeued with `tag`)."""
+    for batch in campaigns.pending_batches(session, campaign_id, resources().settings.batch_size, tag):
         send_batch.delay(batch.campaign_id, batch.first, batch.last)
-        count += 1
-    return count
 
 
 @app.task(name="herald.batch")
@@ -225,8 +223,12 @@ def sweep() -> None:
                     if campaign.fanout_seen_at is None or campaign.fanout_seen_at < stale:
                         start.delay(campaign.id)  # its fan-out died with a worker or with Redis
                     continue
-                if campaigns.requeue(session, campaign.id, now) or queue_empty:
+                tag = f"requeue-{secrets.token_hex(4)}"
+                if queue_empty:  # lost with a restarted Redis, or never enqueued: send whatever is pending
+                    campaigns.requeue(session, campaign.id, now)
                     dispatch(session, campaign.id)
+                elif campaigns.requeue(session, campaign.id, now, tag):  # the rest is already queued
+                    dispatch(session, campaign.id, tag)
                 campaigns.finish_if_done(session, campaign.id, now)
     finally:
         r.redis.delete("herald:sweep")
