@@ -295,3 +295,13 @@ def segment_named(content_dir: Path, name: str) -> Segment:
         raise ContentInvalid([Problem(content_dir / SEGMENTS_FILE, 1,
                                       f"no segment '{name}'; add it here or use one of {', '.join(segments)}")])
     return segments[name]
+
+
+def topics_in(condition: Condition) -> frozenset[str]:
+    """The topics a segment selects people by (not those it excludes): what "only this topic" means."""
+    match condition:
+        case AllOf(parts) | AnyOf(parts):
+            return frozenset().union(*map(topics_in, parts))
+        case HasTopic(topics):
+            return topics
+    return frozenset()

@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
 
 from subscribers.db import open_store
+from subscribers.web.app import create_pages, security_headers
 from worker import campaigns, control
 from worker.models import Campaign
 from worker.problems import ContentInvalid
@@ -129,8 +130,11 @@ def create_api(settings: Settings, sessions: sessionmaker[Session] | None = None
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The web side: the API now; the self-management pages join it here."""
+    """The web side: the subscribers' pages behind their signed links, and the operators' API."""
+    sessions = open_store(settings)
     app = FastAPI(title="Herald", version="0.1.0",
-                  description="Bilingual newsletters and event invitations: campaigns over HTTP.")
-    app.include_router(create_api(settings))
+                  description="Bilingual newsletters and event invitations: self-management pages and campaigns over HTTP.")
+    app.middleware("http")(security_headers())
+    app.include_router(create_pages(settings, sessions))
+    app.include_router(create_api(settings, sessions))
     return app

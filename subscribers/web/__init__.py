@@ -1,0 +1,1 @@
+"""The self-management web pages: unsubscribe, preferences, confirmation, the message in a browser."""

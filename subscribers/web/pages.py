@@ -1,0 +1,64 @@
+"""Rendering the self-management pages: Jinja2 templates in templates/web/, words from the catalogues.
+
+A page speaks the language of the message it came from (the subscriber's; `both` reads Romanian
+first) and offers a switch to the other one. Nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from worker.content import LANGUAGES
+from worker.i18n import load_catalogues
+from worker.settings import Settings
+
+
+class Pages:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.words = {language: catalogue.strings["web"]
+                      for language, catalogue in load_catalogues(settings.templates_dir).items()}
+        self.env = Environment(loader=FileSystemLoader(settings.templates_dir / "web"), undefined=StrictUndefined,
+                               autoescape=select_autoescape(default=True))
+
+    def render(self, name: str, language: str, status: int = 200, *, switch_url: str | None = None,
+               **context: Any) -> HTMLResponse:
+        other = next(code for code in LANGUAGES if code != language)
+        html = self.env.get_template(f"{name}.html.j2").render(
+            lang=language, other_lang=other, w=self.words[language], org=self.settings, switch_url=switch_url,
+            **context)
+        return HTMLResponse(html, status_code=status)
+
+    def notice(self, language: str, title_key: str, text_key: str, status: int = 200) -> HTMLResponse:
+        words = self.words[language]
+        return self.render("notice", language, status, title=words[title_key], text=words[text_key])
+
+    def refused(self, reason: str, status: int) -> HTMLResponse:
+        """A link that cannot be used, in both languages: it no longer tells us whose it was."""
+        key = {"expired": "expired", "missing": "missing"}.get(reason, "refused")
+        blocks = [{"lang": language, "title": self.words[language][f"{key}_title"],
+                   "text": self.words[language][f"{key}_text"], "contact": self.words[language]["contact"]}
+                  for language in LANGUAGES]
+        html = self.env.get_template("refused.html.j2").render(blocks=blocks, org=self.settings)
+        return HTMLResponse(html, status_code=status)
+
+
+def page_language(subscriber_language: str, asked: str | None) -> str:
+    """The language asked for with ?lang=, else the subscriber's (Romanian first for `both`)."""
+    if asked in LANGUAGES:
+        return asked
+    return subscriber_language if subscriber_language in LANGUAGES else LANGUAGES[0]
+
+
+def csrf_token(secret_key: str, link_token: str) -> str:
+    """A form's proof that it was served by Herald for this very link: no cookie needed, nothing stored."""
+    return hmac.new(secret_key.encode(), f"csrf:{link_token}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def csrf_valid(secret_key: str, link_token: str, given: str | None) -> bool:
+    return given is not None and hmac.compare_digest(csrf_token(secret_key, link_token), given)

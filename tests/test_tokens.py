@@ -1,0 +1,51 @@
+"""Signed links: what a token carries, how long it lives, which keys verify it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from subscribers.tokens import EXPIRES, PURPOSES, BadToken, Signer
+
+NOW = datetime(2027, 1, 15, 9, 30, tzinfo=UTC)
+
+
+@given(purpose=st.sampled_from(PURPOSES), subscriber=st.integers(0, 2**63 - 1),
+       campaign=st.one_of(st.none(), st.integers(1, 2**63 - 1)))
+def test_a_token_carries_purpose_subscriber_and_campaign_and_never_the_address(purpose, subscriber, campaign):
+    signer = Signer("k")
+    token = signer.sign(purpose, subscriber, campaign, issued_at=NOW)
+    claims = signer.verify(token, purpose, NOW)
+    assert (claims.purpose, claims.subscriber_id, claims.campaign_id, claims.issued_at) == (
+        purpose, subscriber, campaign, NOW)
+    assert "@" not in token and len(token) < 60
+
+
+def test_only_confirmation_links_expire_after_seven_days_and_the_refusal_says_whose():
+    signer = Signer("k")
+    confirm = signer.sign("confirm", 7, None, issued_at=NOW)
+    assert signer.verify(confirm, "confirm", NOW + EXPIRES["confirm"]).subscriber_id == 7
+    with pytest.raises(BadToken) as refusal:
+        signer.verify(confirm, "confirm", NOW + EXPIRES["confirm"] + timedelta(seconds=1))
+    assert refusal.value.reason == "expired" and refusal.value.claims.subscriber_id == 7
+    unsubscribe = signer.sign("unsubscribe", 7, 3, issued_at=NOW)
+    assert signer.verify(unsubscribe, "unsubscribe", NOW + timedelta(days=3650)).campaign_id == 3
+
+
+def test_old_keys_verify_the_newest_signs_and_a_removed_key_is_revoked():
+    old = Signer("old").sign("preferences", 1, None)
+    rotated = Signer("new", old_keys=["old"])
+    assert rotated.verify(old, "preferences").subscriber_id == 1
+    assert Signer("new").verify(rotated.sign("preferences", 1, None), "preferences").subscriber_id == 1
+    with pytest.raises(BadToken, match="signature"):
+        Signer("new").verify(old, "preferences")
+
+
+def test_a_token_for_one_purpose_opens_no_other():
+    token = Signer("k").sign("view", 1, 2)
+    for purpose in set(PURPOSES) - {"view"}:
+        with pytest.raises(BadToken, match="purpose"):
+            Signer("k").verify(token, purpose)
