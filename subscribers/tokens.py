@@ -83,7 +83,8 @@ class Signer:
             payload, mac = _unb64(payload_text), _unb64(mac_text)
         except (binascii.Error, ValueError):
             raise BadToken("malformed") from None
-        if len(payload) != _PAYLOAD.size or len(mac) != _MAC_BYTES:
+        # Canonical encoding only: base64's spare low bits would let two strings name one token.
+        if len(payload) != _PAYLOAD.size or len(mac) != _MAC_BYTES or f"{_b64(payload)}.{_b64(mac)}" != token:
             raise BadToken("malformed")
         if not any(hmac.compare_digest(hmac.digest(key, payload, "sha256")[:_MAC_BYTES], mac) for key in self._keys):
             raise BadToken("signature")

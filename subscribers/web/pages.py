@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from worker.content import LANGUAGES
 from worker.i18n import load_catalogues
 from worker.settings import Settings
+
+
+Lang = Annotated[str | None, Query(pattern="^(ro|en)$", description="Show the page in this language.")]
 
 
 class Pages:

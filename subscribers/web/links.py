@@ -1,0 +1,56 @@
+"""What every page behind a signed link needs: the token checked, the person found, the page rendered.
+
+A route gets a `Links` and calls `claims(token, purpose)` and `person(session, claims)`; each returns
+either what was asked for or the refusal page to send back, so no route forgets a check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session, sessionmaker
+
+from subscribers import selfservice
+from subscribers.models import Subscriber
+from subscribers.tokens import BadToken, Claims, Signer
+from subscribers.topics import load_topics
+from subscribers.web.pages import Pages
+from worker import clock
+from worker.settings import Settings
+
+REFUSED_STATUS = {"malformed": 400, "signature": 403, "purpose": 403, "expired": 410, "missing": 404}
+
+
+@dataclass
+class Links:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    pages: Pages
+    signer: Signer
+
+    @classmethod
+    def create(cls, settings: Settings, sessions: sessionmaker[Session]) -> Links:
+        return cls(settings, sessions, Pages(settings), Signer.from_settings(settings))
+
+    def claims(self, token: str, purpose: str) -> Claims | HTMLResponse:
+        try:
+            return self.signer.verify(token, purpose, clock.now())
+        except BadToken as refusal:
+            return self.refused(refusal.reason)
+
+    def person(self, session: Session, claims: Claims) -> Subscriber | HTMLResponse:
+        found = selfservice.get(session, claims.subscriber_id)
+        return found if found is not None else self.refused("missing")
+
+    def refused(self, reason: str) -> HTMLResponse:
+        return self.pages.refused(reason, REFUSED_STATUS[reason])
+
+    def topic_names(self, topics: list[str] | tuple[str, ...], language: str) -> str:
+        catalogue = load_topics(self.settings.content_dir)
+        return ", ".join(catalogue[topic].names[language] if topic in catalogue else topic for topic in topics)
+
+
+def switch_url(path: str, language: str) -> str:
+    """The same page in the other language."""
+    return f"{path}?lang={'en' if language == 'ro' else 'ro'}"
