@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from subscribers.models import Consent, Subscriber, SubscriberTopic, Topic
+from subscribers.models import Consent, Subscriber, SubscriberTopic, SubscriptionRequest, Topic
 from subscribers.store import erase, find, is_suppressed
 
 
@@ -47,6 +47,15 @@ def person_record(session: Session, secret_key: str, email: str) -> dict[str, An
             {"purpose": consent.purpose, "text_version": consent.text_version,
              "given_at": stamp(consent.given_at), "channel": consent.channel, "source": consent.source}
             for consent in subscriber.consents
+        ],
+        "subscription_requests": [
+            {"language": request.language, "name": request.name, "organisation": request.organisation,
+             "organisation_type": request.organisation_type, "topics": request.topics,
+             "consent_text": request.consent_text, "consent_version": request.consent_version,
+             "source": request.source, "created_at": stamp(request.created_at),
+             "confirmed_at": stamp(request.confirmed_at)}
+            for request in session.scalars(select(SubscriptionRequest).where(
+                SubscriptionRequest.subscriber_id == subscriber.id).order_by(SubscriptionRequest.id))
         ],
         "suppressed": is_suppressed(session, secret_key, email),
     }

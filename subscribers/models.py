@@ -112,3 +112,26 @@ class Suppression(Base):
     email_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     reason: Mapped[str] = mapped_column(String(20))  # erased, unsubscribed, bounced, complained, manual
     created_at: Mapped[datetime]
+
+
+class SubscriptionRequest(Base):
+    """What someone asked for on the subscribe form, held until the address's owner confirms it by email.
+
+    Nothing in it applies before the confirmation: a new person stays pending, an unsubscribed one
+    stays unsubscribed, and topics are added only then. The consent wording shown is kept with it.
+    """
+
+    __tablename__ = "subscription_requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    language: Mapped[str] = mapped_column(String(4))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    organisation: Mapped[str] = mapped_column(String(300), default="")
+    organisation_type: Mapped[str | None] = mapped_column(String(20))
+    topics: Mapped[list[str]] = mapped_column(JSON, default=list)
+    consent_text: Mapped[str] = mapped_column(Text)
+    consent_version: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(Text)  # the page it came from: the form, or the embedded form
+    created_at: Mapped[datetime]
+    asked_in: Mapped[int | None]  # the confirmation campaign that mailed the request; None: not yet
+    confirmed_at: Mapped[datetime | None]

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis
+from broker import forget_connections
 from needs import unavailable
 from servers import POSTGRES_URL_ENV, ExternalRedis, RedisServer, embedded_postgres, redis_for_tests
 from sqlalchemy.engine import make_url
@@ -22,6 +24,8 @@ from subscribers.db import create, migrate, open_store
 
 from worker.content import Item, find_items, load_item
 from worker.render import Renderer
+from worker.celery_app import QUEUE
+from worker.celery_app import app as celery_app
 from worker.settings import PROJECT_ROOT, Settings, load_settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -140,6 +144,25 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield running
     finally:
         server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def broker(redis_server):
+    """The Celery app pointed at the test Redis, its queue empty; a client on that Redis to read the queue."""
+    import worker.tasks  # noqa: F401 - registers herald.start on the app
+
+    client = redis.Redis.from_url(redis_server.url)
+    client.delete(QUEUE)
+    before = celery_app.conf.broker_url
+    celery_app.conf.broker_url = redis_server.url
+    forget_connections()
+    try:
+        yield client
+    finally:
+        celery_app.conf.broker_url = before
+        forget_connections()
+        client.delete(QUEUE)
+        client.close()
 
 
 @pytest.fixture(scope="session")

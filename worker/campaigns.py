@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from subscribers import store
-from subscribers.models import Subscriber
+from subscribers.models import Subscriber, SubscriptionRequest
 from subscribers.segments import mailable, members, segment_named
 from worker.content import Item
 from worker.models import Campaign, Delivery
@@ -148,11 +148,25 @@ def _insert_ignoring_duplicates(session: Session):  # noqa: ANN202 - a dialect's
     return dialect.insert(Delivery).on_conflict_do_nothing(index_elements=["campaign_id", "subscriber_id"])
 
 
+def _reachable() -> ColumnElement[bool]:
+    """May be asked to confirm: not suppressed, and never bounced or complained."""
+    return and_(store.not_suppressed(), Subscriber.status.not_in(("bounced", "complained")))
+
+
+def _open_request(unasked: bool) -> ColumnElement[bool]:
+    conditions = [SubscriptionRequest.subscriber_id == Subscriber.id, SubscriptionRequest.confirmed_at.is_(None)]
+    if unasked:
+        conditions.append(SubscriptionRequest.asked_in.is_(None))
+    return select(SubscriptionRequest.id).where(*conditions).exists()
+
+
 def awaiting_confirmation() -> ColumnElement[bool]:
-    """Pending people never yet asked to confirm (and not suppressed): a confirmation campaign's audience."""
+    """A confirmation campaign's audience: pending people never yet asked (an import without consent),
+    and anyone with a request from the subscribe form not yet mailed."""
     asked = (select(Delivery.id).join(Campaign, Campaign.id == Delivery.campaign_id)
              .where(Campaign.message == CONFIRMATION, Delivery.subscriber_id == Subscriber.id))
-    return and_(Subscriber.status == "pending", store.not_suppressed(), ~asked.exists())
+    never_asked = and_(Subscriber.status == "pending", ~asked.exists())
+    return and_(_reachable(), or_(never_asked, _open_request(unasked=True)))
 
 
 def audience(campaign: Campaign, content_dir: Path) -> ColumnElement[bool]:
@@ -163,9 +177,10 @@ def audience(campaign: Campaign, content_dir: Path) -> ColumnElement[bool]:
 
 
 def eligible(campaign: Campaign) -> ColumnElement[bool]:
-    """Who may still receive it when their row comes up: the mailable, or for a confirmation the still pending."""
+    """Who may still receive it when their row comes up: the mailable; for a confirmation, whoever still has
+    something to confirm."""
     if campaign.message == CONFIRMATION:
-        return and_(Subscriber.status == "pending", store.not_suppressed())
+        return and_(_reachable(), or_(Subscriber.status == "pending", _open_request(unasked=False)))
     return mailable()
 
 
@@ -183,6 +198,10 @@ def fan_out_page(session: Session, campaign: Campaign, where: ColumnElement[bool
         session.execute(_insert_ignoring_duplicates(session), [
             {"campaign_id": campaign.id, "subscriber_id": subscriber_id, "state": "pending", "attempts": 0,
              "error": ""} for subscriber_id in ids])
+    if ids and campaign.message == CONFIRMATION:  # these requests are being mailed now
+        session.execute(update(SubscriptionRequest).where(
+            SubscriptionRequest.subscriber_id.in_(ids), SubscriptionRequest.asked_in.is_(None),
+            SubscriptionRequest.confirmed_at.is_(None)).values(asked_in=campaign.id))
     cursor = Campaign.fanout_cursor
     session.execute(update(Campaign).where(Campaign.id == campaign.id).values(
         fanout_cursor=case((cursor < ids[-1], ids[-1]), else_=cursor) if ids else cursor,

@@ -14,6 +14,8 @@ from fastapi.responses import FileResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 
 from subscribers.web.links import Links
+from subscribers.web.preferences import create_preferences
+from subscribers.web.subscribe import EMBED_PREFIX, create_subscribe
 from subscribers.web.unsubscribe import create_unsubscribe
 from subscribers.web.view import VIEW_PREFIX, create_view
 from worker.settings import Settings
@@ -27,7 +29,7 @@ def create_pages(settings: Settings, sessions: sessionmaker[Session]) -> APIRout
     def stylesheet() -> FileResponse:
         return FileResponse(settings.templates_dir / "web" / "herald.css", media_type="text/css")
 
-    for flow in (create_unsubscribe, create_view):
+    for flow in (create_unsubscribe, create_view, create_subscribe, create_preferences):
         router.include_router(flow(links))
     return router
 
@@ -40,13 +42,18 @@ def security_headers() -> Callable:
     message = ("default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action 'none'; "
                "frame-ancestors 'none'; base-uri 'none'")
 
+    embeddable = strict.replace("frame-ancestors 'none'", "frame-ancestors *")
+
     async def add_headers(request: Request, call_next: Callable) -> Response:
         response = await call_next(request)
-        if not request.url.path.startswith(("/docs", "/redoc")):
-            response.headers["Content-Security-Policy"] = message if request.url.path.startswith(VIEW_PREFIX) else strict
+        path = request.url.path
+        if not path.startswith(("/docs", "/redoc")):
+            response.headers["Content-Security-Policy"] = (
+                message if path.startswith(VIEW_PREFIX) else embeddable if path.startswith(EMBED_PREFIX) else strict)
+        if not path.startswith(EMBED_PREFIX):  # the embeddable form may sit in another site's <iframe>
+            response.headers["X-Frame-Options"] = "DENY"
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Frame-Options"] = "DENY"
         return response
 
     return add_headers

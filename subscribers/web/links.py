@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from subscribers import selfservice
 from subscribers.models import Subscriber
 from subscribers.tokens import BadToken, Claims, Signer
-from subscribers.topics import load_topics
+from subscribers.topics import Topic, load_topics
 from subscribers.web.pages import Pages
 from worker import clock
 from worker.settings import Settings
@@ -46,8 +46,12 @@ class Links:
     def refused(self, reason: str) -> HTMLResponse:
         return self.pages.refused(reason, REFUSED_STATUS[reason])
 
+    def topics(self) -> dict[str, Topic]:
+        """Every topic of content/topics.yaml, in file order (read afresh, so an edit shows without a restart)."""
+        return load_topics(self.settings.content_dir)
+
     def topic_names(self, topics: list[str] | tuple[str, ...], language: str) -> str:
-        catalogue = load_topics(self.settings.content_dir)
+        catalogue = self.topics()
         return ", ".join(catalogue[topic].names[language] if topic in catalogue else topic for topic in topics)
 
 

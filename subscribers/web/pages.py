@@ -25,17 +25,18 @@ Lang = Annotated[str | None, Query(pattern="^(ro|en)$", description="Show the pa
 class Pages:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.words = {language: catalogue.strings["web"]
-                      for language, catalogue in load_catalogues(settings.templates_dir).items()}
+        self.catalogues = {language: catalogue.strings
+                           for language, catalogue in load_catalogues(settings.templates_dir).items()}
+        self.words = {language: strings["web"] for language, strings in self.catalogues.items()}
         self.env = Environment(loader=FileSystemLoader(settings.templates_dir / "web"), undefined=StrictUndefined,
                                autoescape=select_autoescape(default=True))
 
     def render(self, name: str, language: str, status: int = 200, *, switch_url: str | None = None,
-               **context: Any) -> HTMLResponse:
+               embedded: bool = False, **context: Any) -> HTMLResponse:
         other = next(code for code in LANGUAGES if code != language)
         html = self.env.get_template(f"{name}.html.j2").render(
             lang=language, other_lang=other, w=self.words[language], org=self.settings, switch_url=switch_url,
-            **context)
+            embedded=embedded, **context)
         return HTMLResponse(html, status_code=status)
 
     def notice(self, language: str, title_key: str, text_key: str, status: int = 200) -> HTMLResponse:

@@ -1,0 +1,213 @@
+"""The public subscribe form (a page, and the same form for an <iframe> on another site) and the
+confirmation link that completes it.
+
+The form answers the same whatever the address: subscribed or not, suppressed or new, rate-limited
+or not, the page says a confirmation is on its way if the address can receive one. Only the owner
+of the mailbox, by opening the link, turns a request into a subscription (double opt-in).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import Annotated
+
+import redis
+from kombu.exceptions import OperationalError
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from subscribers import selfservice
+from subscribers.profile import Invalid, clean_text, normalise_email
+from subscribers.tokens import BadToken
+from subscribers.topics import load_topics
+from subscribers.vocabulary import ORGANISATION_TYPES, SUBSCRIBER_LANGUAGES
+from subscribers.web.links import Links, switch_url
+from subscribers.web.pages import Lang, csrf_token, csrf_valid, page_language
+from worker import clock
+
+log = logging.getLogger(__name__)
+FORM_LIFETIME = 2 * 3600  # seconds a served form may be posted
+PER_IP = (10, 600)  # at most 10 posts per address of the sender in 10 minutes
+PER_EMAIL = (3, 86400)  # at most 3 confirmations asked for one mailbox a day
+EMBED_PREFIX = "/subscribe/embed"
+
+
+def consent_version(text: str) -> str:
+    """The consent wording's version: its digest, so a changed wording is a new version by itself."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def create_subscribe(links: Links) -> APIRouter:
+    router = APIRouter(tags=["subscribers"], default_response_class=HTMLResponse)
+    settings, pages = links.settings, links.pages
+    limiter = redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
+
+    def form_token() -> str:
+        issued = str(int(time.time()))
+        return f"{issued}.{csrf_token(settings.secret_key, 'subscribe:' + issued)}"
+
+    def form_token_valid(token: str | None) -> bool:
+        issued, _, proof = (token or "").partition(".")
+        return (issued.isdigit() and 0 <= time.time() - int(issued) <= FORM_LIFETIME
+                and csrf_valid(settings.secret_key, "subscribe:" + issued, proof))
+
+    def within_limit(key: str, limit: tuple[int, int]) -> bool:
+        """Counted in Redis for every web process; if Redis cannot answer, the form still works."""
+        count, seconds = limit
+        try:
+            used = limiter.incr(key)
+            if used == 1:
+                limiter.expire(key, seconds)
+            return used <= count
+        except redis.RedisError:
+            log.warning("rate limit unavailable: Redis did not answer")
+            return True
+
+    def form_page(language: str, embedded: bool, error: str = "", form: dict | None = None,
+                  status: int = 200) -> HTMLResponse:
+        words = pages.words[language]
+        catalogue = load_topics(settings.content_dir)
+        text = words["subscribe_consent"].format(org=settings.org_name)
+        path = EMBED_PREFIX if embedded else "/subscribe"
+        return pages.render(
+            "subscribe", language, status, switch_url=switch_url(path, language), embedded=embedded,
+            title=words["subscribe_title"].format(org=settings.org_name), error=error, action=f"/subscribe?lang={language}",
+            csrf=form_token(), source="embedded form" if embedded else "subscribe page",
+            form=form or {"email": "", "name": "", "organisation": "", "organisation_type": "", "language": language,
+                          "topics": []},
+            organisation_types=ORGANISATION_TYPES, languages=SUBSCRIBER_LANGUAGES,
+            topics=[(slug, topic.names[language]) for slug, topic in catalogue.items()],
+            consent_text=text, consent_version=consent_version(text))
+
+    @router.get("/subscribe", summary="The subscribe form")
+    def subscribe_page(lang: Lang = None) -> Response:
+        return form_page(page_language("", lang), embedded=False)
+
+    @router.get(EMBED_PREFIX, summary="The subscribe form, to put in an <iframe> on another site")
+    def subscribe_embedded(lang: Lang = None) -> Response:
+        return form_page(page_language("", lang), embedded=True)
+
+    @router.post("/subscribe", summary="Ask to subscribe; the answer is the same for every address")
+    def subscribe(request: Request, csrf: Annotated[str, Form()], email: Annotated[str, Form(max_length=320)],
+                  consent: Annotated[str | None, Form(max_length=64)] = None,
+                  name: Annotated[str, Form(max_length=400)] = "", organisation: Annotated[str, Form(max_length=600)] = "",
+                  organisation_type: Annotated[str, Form(max_length=20)] = "",
+                  language: Annotated[str, Form(max_length=4)] = "",
+                  topic: Annotated[list[str] | None, Form()] = None,
+                  website: Annotated[str, Form(max_length=400)] = "",
+                  source: Annotated[str, Form(max_length=40)] = "subscribe page", lang: Lang = None) -> Response:
+        page_lang = page_language("", lang)
+        words = pages.words[page_lang]
+        embedded = source == "embedded form"
+        if not form_token_valid(csrf):
+            return links.refused("signature")
+        if not within_limit(f"herald:subscribe:ip:{request.client.host if request.client else '-'}", PER_IP):
+            return pages.notice(page_lang, "busy_title", "busy_text", status=429)
+        catalogue = load_topics(settings.content_dir)
+        wanted_language = language if language in SUBSCRIBER_LANGUAGES else page_lang
+        form = {"email": email, "name": name, "organisation": organisation, "organisation_type": organisation_type,
+                "language": wanted_language, "topics": [slug for slug in topic or () if slug in catalogue]}
+        text = words["subscribe_consent"].format(org=settings.org_name)
+        try:
+            address = normalise_email(email)
+        except Invalid:
+            return form_page(page_lang, embedded, words["error_email"], form, status=422)
+        if consent != consent_version(text):
+            return form_page(page_lang, embedded, words["error_consent"], form, status=422)
+        answer = pages.notice(page_lang, "subscribe_sent_title", "subscribe_sent_text")
+        if website:  # the hidden field only robots fill in
+            return answer
+        key = hashlib.sha256(f"{settings.secret_key}:{address.lower()}".encode()).hexdigest()
+        if not within_limit(f"herald:subscribe:email:{key}", PER_EMAIL):
+            return answer
+        wanted = selfservice.Request(
+            email=address, language=wanted_language, name=clean_text(name)[:200],
+            organisation=clean_text(organisation)[:300],
+            organisation_type=organisation_type if organisation_type in ORGANISATION_TYPES else None,
+            topics=tuple(form["topics"]), consent_text=text, consent_version=consent_version(text),
+            source=f"{source} ({page_lang})")
+        with links.sessions() as session:
+            if selfservice.request_subscription(session, settings.secret_key, wanted, clock.now()):
+                _ask_now(session)
+        return answer
+
+    @router.get("/c/{token}", summary="The confirmation page (changes nothing)")
+    def confirm_page(token: str, request: Request, lang: Lang = None) -> Response:
+        try:
+            claims = links.signer.verify(token, "confirm", clock.now())
+        except BadToken as refusal:
+            if refusal.reason != "expired":
+                return links.refused(refusal.reason)
+            with links.sessions() as session:
+                subscriber = selfservice.get(session, refusal.claims.subscriber_id)
+                if subscriber is None:
+                    return links.refused("missing")
+                language = page_language(subscriber.language, lang)
+                return pages.render("renew", language, 410, title=pages.words[language]["expired_title"],
+                                    switch_url=switch_url(request.url.path, language),
+                                    action=f"/c/{token}/renew?lang={language}",
+                                    csrf=csrf_token(settings.secret_key, token))
+        with links.sessions() as session:
+            subscriber = links.person(session, claims)
+            if isinstance(subscriber, Response):
+                return subscriber
+            language = page_language(subscriber.language, lang)
+            if not selfservice.needs_confirmation(session, subscriber):
+                return pages.notice(language, "confirmed_title", "confirmed_text")
+            return pages.render("confirm", language, title=pages.words[language]["confirm_page_title"],
+                                switch_url=switch_url(request.url.path, language), email=subscriber.email,
+                                action=f"/c/{token}?lang={language}", csrf=csrf_token(settings.secret_key, token))
+
+    @router.post("/c/{token}", summary="Confirm the subscription")
+    def confirm(token: str, csrf: Annotated[str, Form()], lang: Lang = None) -> Response:
+        claims = links.claims(token, "confirm")
+        if isinstance(claims, Response):
+            return claims
+        if not csrf_valid(settings.secret_key, token, csrf):
+            return links.refused("signature")
+        with links.sessions() as session:
+            subscriber = links.person(session, claims)
+            if isinstance(subscriber, Response):
+                return subscriber
+            language = page_language(subscriber.language, lang)
+            if selfservice.needs_confirmation(session, subscriber):
+                wording = pages.catalogues[language]["confirm_intro"].format(org=settings.org_name)
+                selfservice.confirm(session, subscriber, clock.now(), wording,
+                                    source=f"confirmation email, campaign {claims.campaign_id}")
+            return pages.notice(page_language(subscriber.language, lang), "confirmed_title", "confirmed_text")
+
+    @router.post("/c/{token}/renew", summary="Send a fresh confirmation link for an expired one")
+    def renew(token: str, csrf: Annotated[str, Form()], lang: Lang = None) -> Response:
+        try:
+            claims = links.signer.verify(token, "confirm", clock.now())
+        except BadToken as refusal:
+            if refusal.reason != "expired":
+                return links.refused(refusal.reason)
+            claims = refusal.claims
+        if not csrf_valid(settings.secret_key, token, csrf):
+            return links.refused("signature")
+        with links.sessions() as session:
+            subscriber = links.person(session, claims)
+            if isinstance(subscriber, Response):
+                return subscriber
+            language = page_language(subscriber.language, lang)
+            if selfservice.needs_confirmation(session, subscriber) and within_limit(
+                    f"herald:renew:{subscriber.id}", PER_EMAIL):
+                wording = pages.catalogues[language]["confirm_intro"].format(org=settings.org_name)
+                selfservice.ask_again(session, subscriber, clock.now(), wording, "confirmation-email")
+                _ask_now(session)
+            return pages.notice(language, "subscribe_sent_title", "subscribe_sent_text")
+
+    return router
+
+
+def _ask_now(session) -> None:  # noqa: ANN001 - a Session
+    """Start the confirmation campaign at once rather than at the next sweep; the sweep catches a failure."""
+    from worker import control
+
+    try:
+        control.ask_pending(session)
+    except (redis.RedisError, OperationalError):
+        log.warning("the broker did not answer; the next sweep sends the confirmation")

@@ -1,0 +1,105 @@
+"""The real web app served over HTTP for browser tests, and browser pages that may reach only it.
+
+`live_server(settings)` serves `create_app(settings)` with uvicorn on 127.0.0.1 in a background
+thread of the test process. The listening socket is bound before the app is built, so the port is
+known (no race for a "free" port) and the settings' `base_url` is the server's own URL: the links
+in messages sent with those settings lead to it. Leaving the block sets `should_exit` and joins the
+thread; a server that does not stop fails the test rather than lingering.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+
+import uvicorn
+from browser import PAGE_TIMEOUT_MS, VIEWPORT_HEIGHT
+
+from worker.api import create_app
+from worker.settings import Settings
+
+START_SECONDS = 15
+STOP_SECONDS = 15
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    url: str  # http://127.0.0.1:PORT, without a trailing slash
+    settings: Settings  # the settings it serves, base_url included
+
+
+@contextmanager
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    """`create_app` on a loopback port of its own, with `base_url` set to that server's URL."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    served = replace(settings, base_url=url)
+    config = uvicorn.Config(create_app(served), lifespan="off", log_config=None, log_level="warning",
+                            access_log=False, timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    # In a thread other than the main one, uvicorn installs no signal handlers: pytest keeps its own.
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="herald-live-server",
+                              daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the live web server exited while starting (see the captured log)")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the live web server did not start in {START_SECONDS} s")
+            time.sleep(0.02)
+        yield LiveServer(url, served)
+    finally:
+        server.should_exit = True
+        thread.join(STOP_SECONDS)
+        listener.close()
+        if thread.is_alive():
+            raise RuntimeError(f"the live web server did not stop in {STOP_SECONDS} s")
+
+
+@dataclass
+class SitePage:
+    """A browser page that may load only the live server's URLs; everything else is aborted and noted."""
+
+    page: object  # playwright.sync_api.Page
+    console: list[str] = field(default_factory=list)  # "type: text" of every console message
+    aborted: list[str] = field(default_factory=list)  # URLs the page asked for outside the server
+
+    def csp_violations(self) -> list[str]:
+        """Console reports of the Content Security Policy refusing something (Chromium: "Refused to …")."""
+        return [line for line in self.console if "Content Security Policy" in line]
+
+
+@contextmanager
+def site_page(browser, origin: str, width: int) -> Iterator[SitePage]:
+    """A page in a fresh context, `width` CSS px wide at scale 1, reaching only `origin` (no network beyond).
+
+    A request blocked by the page's CSP never reaches the router, so a URL in `aborted` is one the
+    CSP allowed; a request the CSP refused shows in `csp_violations()` instead.
+    """
+    context = browser.new_context(viewport={"width": width, "height": VIEWPORT_HEIGHT}, device_scale_factor=1,
+                                  color_scheme="light", reduced_motion="reduce", locale="en-GB")
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
+    try:
+        visit = SitePage(context.new_page())
+
+        def route(route) -> None:
+            url = route.request.url
+            if url.startswith((origin + "/", "data:", "about:", "blob:")):
+                route.continue_()
+            else:
+                visit.aborted.append(url)
+                route.abort()
+
+        visit.page.route("**/*", route)
+        visit.page.on("console", lambda message: visit.console.append(f"{message.type}: {message.text}"))
+        yield visit
+    finally:
+        context.close()
