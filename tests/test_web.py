@@ -204,3 +204,26 @@ def test_view_in_browser_shows_the_message_as_the_recipient_got_it(web, sessions
     token_free = re.sub(r"https?://[^\"]+/[umpcr]/[A-Za-z0-9_.=?-]+", "LINK", page.text)
     assert token_free == expected
     assert "img-src https:" in page.headers["Content-Security-Policy"]
+
+
+def test_the_archive_lists_sent_newsletters_and_shows_them_to_nobody_in_particular(web, sessions, db_settings):
+    client, campaign_id = web
+    assert "No newsletter has been sent yet" in client.get("/archive/?lang=en").text
+    assert client.get(f"/archive/{campaign_id}").status_code == 404, "still sending: not public"
+    with sessions() as session:
+        campaign = session.get(campaigns.Campaign, campaign_id)
+        campaign.state, campaign.finished_at = "sent", datetime.now(UTC)
+        session.commit()
+        addresses = list(session.scalars(select(Subscriber.email)))
+    listing = client.get("/archive/?lang=ro")
+    subject_ro = Renderer(db_settings).compile(load_item(PROJECT_ROOT / "content" / NEWSLETTER), "ro",
+                                               "newsletter").subject
+    assert listing.status_code == 200 and subject_ro in listing.text and f"/archive/{campaign_id}?lang=ro" in listing.text
+
+    public = client.get(f"/archive/{campaign_id}?lang=en")
+    assert public.status_code == 200 and '<html lang="en"' in public.text
+    assert not any(address in public.text for address in addresses)
+    assert not re.search(r"/(u|p|m|c|r)/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", public.text), "no personal link"
+    assert "/subscribe?lang=en" in public.text
+    assert "img-src https:" in public.headers["Content-Security-Policy"]
+    assert client.get("/archive/999999").status_code == 404

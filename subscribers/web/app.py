@@ -17,7 +17,7 @@ from subscribers.web.links import Links
 from subscribers.web.preferences import create_preferences
 from subscribers.web.subscribe import EMBED_PREFIX, create_subscribe
 from subscribers.web.unsubscribe import create_unsubscribe
-from subscribers.web.view import VIEW_PREFIX, create_view
+from subscribers.web.view import ARCHIVE_PREFIX, VIEW_PREFIX, create_view
 from worker.settings import Settings
 
 
@@ -32,6 +32,10 @@ def create_pages(settings: Settings, sessions: sessionmaker[Session]) -> APIRout
     for flow in (create_unsubscribe, create_view, create_subscribe, create_preferences):
         router.include_router(flow(links))
     return router
+
+
+def _archived_message(path: str) -> bool:
+    return path.startswith(ARCHIVE_PREFIX) and path != ARCHIVE_PREFIX
 
 
 def security_headers() -> Callable:
@@ -49,7 +53,8 @@ def security_headers() -> Callable:
         path = request.url.path
         if not path.startswith(("/docs", "/redoc")):
             response.headers["Content-Security-Policy"] = (
-                message if path.startswith(VIEW_PREFIX) else embeddable if path.startswith(EMBED_PREFIX) else strict)
+                message if path.startswith(VIEW_PREFIX) or _archived_message(path)
+                else embeddable if path.startswith(EMBED_PREFIX) else strict)
         if not path.startswith(EMBED_PREFIX):  # the embeddable form may sit in another site's <iframe>
             response.headers["X-Frame-Options"] = "DENY"
         response.headers["Referrer-Policy"] = "no-referrer"

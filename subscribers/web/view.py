@@ -1,4 +1,5 @@
-"""The message in a browser, as its recipient got it (`/m/{token}`): the same stage 1 and stage 2."""
+"""Messages in a browser: as one recipient got it (`/m/{token}`), and the public archive of sent
+newsletters (`/archive/`), rendered for nobody in particular. Both use the engine's stage 1 and 2."""
 
 from __future__ import annotations
 
@@ -7,13 +8,18 @@ from functools import lru_cache
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
-from subscribers.web.links import Links
+from sqlalchemy import select
+
+from subscribers.web.links import Links, switch_url
+from subscribers.web.pages import Lang, page_language
 from worker.content import load_item
+from worker.i18n import day
 from worker.models import Campaign
 from worker.problems import ContentInvalid
 from worker.render import CONFIRMATION, CompiledEdition, Recipient, Renderer
 
 VIEW_PREFIX = "/m/"
+ARCHIVE_PREFIX = "/archive/"
 
 
 def create_view(links: Links) -> APIRouter:
@@ -43,5 +49,42 @@ def create_view(links: Links) -> APIRouter:
             message = edition.personalise(Recipient(email=subscriber.email, name=subscriber.name,
                                                     timezone=subscriber.timezone, links=urls))
             return HTMLResponse(message.html)
+
+    @router.get(ARCHIVE_PREFIX, summary="Sent newsletters, newest first")
+    def archive(lang: Lang = None) -> Response:
+        language = page_language("", lang)
+        with links.sessions() as session:
+            sent = session.scalars(select(Campaign).where(Campaign.state == "sent", Campaign.message == "newsletter")
+                                   .order_by(Campaign.finished_at.desc()))
+            issues, seen = [], set()
+            for campaign in sent:
+                if campaign.item in seen:
+                    continue  # one entry per newsletter, however many campaigns sent it
+                seen.add(campaign.item)
+                try:
+                    subject = compiled(campaign.id, campaign.item, campaign.message, language).subject
+                except ContentInvalid:
+                    continue
+                issues.append({"id": campaign.id, "subject": subject, "sent": day(campaign.finished_at, language)})
+        return links.pages.render("archive", language, title=links.pages.words[language]["archive_title"],
+                                  switch_url=switch_url(ARCHIVE_PREFIX, language), issues=issues)
+
+    @router.get(ARCHIVE_PREFIX + "{campaign_id}", summary="A sent newsletter's public version")
+    def archived(campaign_id: int, lang: Lang = None) -> Response:
+        language = page_language("", lang)
+        with links.sessions() as session:
+            campaign = session.get(Campaign, campaign_id)
+        if campaign is None or campaign.state != "sent" or campaign.message != "newsletter":
+            return links.refused("missing")
+        try:
+            edition = compiled(campaign.id, campaign.item, campaign.message, language)
+        except ContentInvalid:
+            return links.refused("missing")
+        # Nobody's links and nobody's address: the self-management links invite to subscribe instead.
+        subscribe = f"{settings.base_url}/subscribe?lang={language}"
+        public = Recipient(email=links.pages.words[language]["archive_recipient"],
+                           links={purpose: subscribe for purpose in edition.link_purposes}
+                           | {"view": f"{settings.base_url}{ARCHIVE_PREFIX}{campaign.id}?lang={language}"})
+        return HTMLResponse(edition.personalise(public).html)
 
     return router
