@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from engine import seed
@@ -136,13 +136,17 @@ def _tampered(token: str, data: st.DataObject) -> str:
 
 @hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_tampered_wrong_purpose_and_revoked_tokens_are_refused_and_change_nothing(web, sessions, db_settings, data):
+def test_tampered_wrong_purpose_revoked_and_expired_tokens_are_refused_and_change_nothing(web, sessions, db_settings, data):
     client, campaign_id = web
     person = someone(sessions)
     signer = Signer(db_settings.secret_key)
-    kind = data.draw(st.sampled_from(["tampered", "purpose", "revoked"]))
+    kind = data.draw(st.sampled_from(["tampered", "purpose", "revoked", "expired"]))
     purpose = "unsubscribe"
-    if kind == "tampered":
+    if kind == "expired":  # only confirmation links expire: seven days after they were signed
+        purpose = "confirm"
+        age = timedelta(days=7, seconds=data.draw(st.integers(1, 10**7)))
+        token = signer.sign(purpose, person.id, campaign_id, issued_at=datetime.now(UTC) - age)
+    elif kind == "tampered":
         token = _tampered(signer.sign(purpose, person.id, campaign_id), data)
     elif kind == "purpose":
         purpose = data.draw(st.sampled_from([p for p in PURPOSES if p != "unsubscribe"]))
@@ -156,14 +160,22 @@ def test_tampered_wrong_purpose_and_revoked_tokens_are_refused_and_change_nothin
               ("unsubscribe", "POST", f"/u/{token}", {"List-Unsubscribe": "One-Click"}),
               ("unsubscribe", "POST", f"/u/{token}/undo",
                {"scope": "everything", "csrf": csrf_token(db_settings.secret_key, token)}),
-              ("view", "GET", f"/m/{token}", None))
+              ("view", "GET", f"/m/{token}", None),
+              ("confirm", "GET", f"/c/{token}", None),
+              ("confirm", "POST", f"/c/{token}", {"csrf": csrf_token(db_settings.secret_key, token)}))
     for route_purpose, method, path, body in routes:
         if kind == "purpose" and route_purpose == purpose:
             continue  # the right link for this page
+        if kind == "expired" and route_purpose == "confirm" and method == "GET":
+            answer = client.get(path)  # the expiry page offers a new link; asking for it is a POST
+            assert answer.status_code == 410 and 'action="/c/' in answer.text and "/renew" in answer.text
+            continue
         answer = client.request(method, path, data=body)
         assert 400 <= answer.status_code < 500, (kind, token, method, path)
         if answer.headers["content-type"].startswith("text/html"):
-            assert "This link does not work" in answer.text and "Linkul nu funcționează" in answer.text
+            english, romanian = (("This link has expired", "Linkul a expirat") if answer.status_code == 410
+                                 else ("This link does not work", "Linkul nu funcționează"))
+            assert english in answer.text and romanian in answer.text
     assert everyone(sessions) == before
 
 
