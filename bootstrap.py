@@ -38,9 +38,12 @@ def install(extra: str) -> None:
 
 
 def npm_helpers() -> None:
-    """The official mjml compiler the parity test compares against; skipped tests say so without npm."""
+    """The official mjml and Mozilla's ical.js the parity tests compare against, again when the lock file changed;
+    without npm those tests skip and say so."""
     npm = shutil.which("npm")
-    if npm and not (ROOT / "tests" / "node_modules" / ".package-lock.json").exists():
+    installed = ROOT / "tests" / "node_modules" / ".package-lock.json"
+    wanted = ROOT / "tests" / "package-lock.json"
+    if npm and (not installed.exists() or installed.stat().st_mtime < wanted.stat().st_mtime):
         run(npm, "ci", "--no-audit", "--no-fund", "--loglevel=error", cwd=ROOT / "tests")
 
 
