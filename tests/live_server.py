@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
@@ -71,6 +71,7 @@ class SitePage:
     page: object  # playwright.sync_api.Page
     console: list[str] = field(default_factory=list)  # "type: text" of every console message
     aborted: list[str] = field(default_factory=list)  # URLs the page asked for outside the server
+    served: list[str] = field(default_factory=list)  # URLs of `foreign` pages the router answered
 
     def csp_violations(self) -> list[str]:
         """Console reports of the Content Security Policy refusing something (Chromium: "Refused to …")."""
@@ -78,21 +79,32 @@ class SitePage:
 
 
 @contextmanager
-def site_page(browser, origin: str, width: int) -> Iterator[SitePage]:
+def site_page(browser, origin: str, width: int, foreign: Mapping[str, str] | None = None) -> Iterator[SitePage]:
     """A page in a fresh context, `width` CSS px wide at scale 1, reaching only `origin` (no network beyond).
 
     A request blocked by the page's CSP never reaches the router, so a URL in `aborted` is one the
-    CSP allowed; a request the CSP refused shows in `csp_violations()` instead.
+    CSP allowed; a request the CSP refused shows in `csp_violations()` instead. `foreign` maps URLs
+    of other origins (say https://example.org/host.html) to the HTML the router answers them with:
+    another site's page, to put the server's pages in its <iframe>s (an https one: Chromium lets only a
+    secure page ask for the permission to reach a loopback address).
     """
+    foreign = dict(foreign or {})
     context = browser.new_context(viewport={"width": width, "height": VIEWPORT_HEIGHT}, device_scale_factor=1,
                                   color_scheme="light", reduced_motion="reduce", locale="en-GB")
     context.set_default_timeout(PAGE_TIMEOUT_MS)
+    if foreign:
+        # Chromium's Local Network Access checks block a public site's request to a loopback address (the
+        # live server) unless the page may: a real deployment is public itself, so the test grants it.
+        context.grant_permissions(["local-network-access"])
     try:
         visit = SitePage(context.new_page())
 
         def route(route) -> None:
             url = route.request.url
-            if url.startswith((origin + "/", "data:", "about:", "blob:")):
+            if url in foreign:
+                visit.served.append(url)
+                route.fulfill(status=200, content_type="text/html; charset=utf-8", body=foreign[url])
+            elif url.startswith((origin + "/", "data:", "about:", "blob:")):
                 route.continue_()
             else:
                 visit.aborted.append(url)

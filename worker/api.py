@@ -8,18 +8,23 @@ they name `bearer` and `Db`, which exist only inside create_api, so as strings t
 """
 
 import hmac
+import json
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 from sqlalchemy.orm import Session, sessionmaker
 
 from subscribers.db import open_store
 from subscribers.web.app import create_pages, security_headers
+from subscribers.web.pages import CampaignId
 from worker import campaigns, control
 from worker.models import Campaign
 from worker.problems import ContentInvalid
@@ -34,6 +39,36 @@ class CampaignIn(BaseModel):
     edition: Literal["ro", "en", "both"] | None = Field(None, description="Default: each subscriber's language.")
     # Aware only: a naive time would reach the store, which refuses it, as a 500.
     send_at: AwareDatetime | None = Field(None, description="With a time zone offset; default: now.")
+
+    @field_validator("item", "segment")
+    @classmethod
+    def _text(cls, text: str | None) -> str | None:
+        """JSON may carry a lone surrogate ("\\ud800"), which no file name or answer can hold: a 500 on the way."""
+        try:
+            if text is not None:
+                text.encode()
+        except UnicodeEncodeError:
+            raise ValueError("a lone surrogate is not text") from None
+        return text
+
+    @field_validator("item")
+    @classmethod
+    def _could_be_a_folder(cls, item: str) -> str:
+        """A NUL, or a name past the file system's 255 bytes, would fail in the file system itself, as a 500."""
+        if any(b"\x00" in name or len(name) > 255 for name in item.encode().split(b"/")):
+            raise ValueError("no folder can have this name")
+        return item
+
+    @field_validator("send_at")
+    @classmethod
+    def _within_utc_years(cls, send_at: datetime | None) -> datetime | None:
+        """The store keeps UTC: a time near year 1 or 9999 may have none (an OverflowError, as a 500)."""
+        try:
+            if send_at is not None:
+                send_at.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("this time has no UTC equivalent") from None
+        return send_at
 
 
 class Counts(BaseModel):
@@ -67,6 +102,11 @@ class Problem(BaseModel):
     detail: str
 
 
+class Invalid(BaseModel):
+    """A 422: Herald's sentence (the item, the segment), or FastAPI's list of what is wrong with the body."""
+    detail: str | list[dict[str, Any]]
+
+
 def create_api(settings: Settings, sessions: sessionmaker[Session] | None = None) -> APIRouter:
     sessions = sessions or open_store(settings)
     bearer = HTTPBearer(auto_error=False)
@@ -86,7 +126,7 @@ def create_api(settings: Settings, sessions: sessionmaker[Session] | None = None
     router = APIRouter(prefix="/api", dependencies=[Depends(authorised)], tags=["campaigns"], responses=errors)
 
     @router.post("/campaigns", status_code=201, response_model=CampaignOut,
-                 responses={422: {"model": Problem}})
+                 responses={400: {"model": Problem}, 422: {"model": Invalid}})
     def trigger(body: CampaignIn, db: Db) -> dict:
         """Create a campaign; it starts now, or at `send_at`."""
         item = (settings.content_dir / body.item).resolve()
@@ -107,14 +147,14 @@ def create_api(settings: Settings, sessions: sessionmaker[Session] | None = None
         return [control.describe(db, campaign) for campaign in control.listing(db, max(1, min(limit, 500)))]
 
     @router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
-    def read(campaign_id: int, db: Db) -> dict:
+    def read(campaign_id: CampaignId, db: Db) -> dict:
         campaign = db.get(Campaign, campaign_id)
         if campaign is None:
             raise HTTPException(404, f"no campaign {campaign_id}")
         return control.describe(db, campaign)
 
     def action(run: Callable[[Session, int], Campaign]) -> Callable[[int, Session], dict]:
-        def endpoint(campaign_id: int, db: Db) -> dict:
+        def endpoint(campaign_id: CampaignId, db: Db) -> dict:
             try:
                 return control.describe(db, run(db, campaign_id))
             except LookupError as error:
@@ -137,4 +177,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.middleware("http")(security_headers())
     app.include_router(create_pages(settings, sessions))
     app.include_router(create_api(settings, sessions))
+    app.exception_handler(RequestValidationError)(validation_problem)
     return app
+
+
+async def validation_problem(request: Request, error: RequestValidationError) -> Response:
+    """FastAPI's 422, written as ASCII JSON: the input it echoes may hold a lone surrogate (`"\\ud800"` is valid
+    JSON), which the default handler's UTF-8 cannot encode, and the 422 became a 500."""
+    body = json.dumps({"detail": jsonable_encoder(error.errors())}, ensure_ascii=True)
+    return Response(body, status_code=422, media_type="application/json")

@@ -7,6 +7,8 @@ either what was asked for or the refusal page to send back, so no route forgets 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
 
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,6 +22,16 @@ from worker import clock
 from worker.settings import Settings
 
 REFUSED_STATUS = {"malformed": 400, "signature": 403, "purpose": 403, "expired": 410, "missing": 404}
+
+
+def html_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses=`: the HTML pages it answers with besides its 200, for the OpenAPI schema."""
+    return {status: {"description": HTTPStatus(status).phrase, "content": {"text/html": {"schema": {"type": "string"}}}}
+            for status in statuses}
+
+
+# What a page behind a signed link answers when the link cannot be used (an expired one: 410, confirm links only).
+LINK_REFUSED = html_responses(400, 403, 404)
 
 
 @dataclass

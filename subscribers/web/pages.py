@@ -10,7 +10,7 @@ import hashlib
 import hmac
 from typing import Annotated, Any
 
-from fastapi import Query
+from fastapi import Path, Query
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -20,6 +20,9 @@ from worker.settings import Settings
 
 
 Lang = Annotated[str | None, Query(pattern="^(ro|en)$", description="Show the page in this language.")]
+# A campaign's number as a path parameter: within the store's 32-bit ids, so a huge one is a 422, not a 500
+# (SQLite cannot even bind an integer past 64 bits).
+CampaignId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The campaign's number.")]
 
 
 class Pages:
@@ -66,4 +69,5 @@ def csrf_token(secret_key: str, link_token: str) -> str:
 
 
 def csrf_valid(secret_key: str, link_token: str, given: str | None) -> bool:
-    return given is not None and hmac.compare_digest(csrf_token(secret_key, link_token), given)
+    # As bytes: compare_digest refuses str with non-ASCII characters, and a form may send any.
+    return given is not None and hmac.compare_digest(csrf_token(secret_key, link_token).encode(), given.encode())

@@ -17,7 +17,7 @@ from subscribers import gdpr, selfservice
 from subscribers.models import Subscriber
 from subscribers.profile import clean_text
 from subscribers.vocabulary import SUBSCRIBER_LANGUAGES
-from subscribers.web.links import Links, switch_url
+from subscribers.web.links import LINK_REFUSED, Links, switch_url
 from subscribers.web.pages import Lang, csrf_token, csrf_valid, page_language
 from worker import clock
 
@@ -39,14 +39,15 @@ def chosen_preferences(subscriber: Subscriber, language: str | None, topics: lis
     """
     return selfservice.Preferences(
         language=language if language in SUBSCRIBER_LANGUAGES else subscriber.language,
-        name=_cleaned(name, LIMITS["name"]),
-        organisation=_cleaned(organisation, LIMITS["organisation"]),
+        name=cleaned(name, "name"),
+        organisation=cleaned(organisation, "organisation"),
         topics=frozenset(topics or ()),
     )
 
 
-def _cleaned(given: str | None, limit: int) -> str:
-    return clean_text(given or "")[:limit].rstrip()
+def cleaned(given: str | None, field: str) -> str:
+    """A name or organisation from a form: cleaned like any other entry, cut to what the store keeps."""
+    return clean_text(given or "")[:LIMITS[field]].rstrip()
 
 
 def create_preferences(links: Links) -> APIRouter:
@@ -65,7 +66,7 @@ def create_preferences(links: Links) -> APIRouter:
             action=f"{link}?lang={language}", csrf=csrf_token(settings.secret_key, token),
             data_url=f"{link}/data.json", delete_url=f"{link}/delete?lang={language}")
 
-    @router.get(PREFIX + "{token}", summary="The preference centre (changes nothing)")
+    @router.get(PREFIX + "{token}", summary="The preference centre (changes nothing)", responses=LINK_REFUSED)
     def preferences_page(token: str, lang: Lang = None) -> Response:
         claims = links.claims(token, "preferences")
         if isinstance(claims, Response):
@@ -77,7 +78,7 @@ def create_preferences(links: Links) -> APIRouter:
             return form_page(token, subscriber, selfservice.topics_of(session, subscriber.id),
                              page_language(subscriber.language, lang))
 
-    @router.post(PREFIX + "{token}", summary="Save the preference centre's form")
+    @router.post(PREFIX + "{token}", summary="Save the preference centre's form", responses=LINK_REFUSED)
     def save(token: str, csrf: FormText = None, language: FormText = None,
              topic: Annotated[list[str] | None, Form()] = None, name: FormText = None,
              organisation: FormText = None, lang: Lang = None) -> Response:
@@ -98,6 +99,7 @@ def create_preferences(links: Links) -> APIRouter:
             return form_page(token, subscriber, selfservice.topics_of(session, subscriber.id), shown, saved=True)
 
     @router.get(PREFIX + "{token}/data.json", response_class=Response,
+                responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}} | LINK_REFUSED,
                 summary="Everything held about the person, as a JSON download (changes nothing)")
     def my_data(token: str) -> Response:
         claims = links.claims(token, "preferences")
@@ -114,7 +116,7 @@ def create_preferences(links: Links) -> APIRouter:
                         headers={"Content-Disposition": f'attachment; filename="{DATA_FILE}"',
                                  "Cache-Control": "no-store"})
 
-    @router.get(PREFIX + "{token}/delete", summary="Asks to confirm erasure (changes nothing)")
+    @router.get(PREFIX + "{token}/delete", summary="Asks to confirm erasure (changes nothing)", responses=LINK_REFUSED)
     def delete_page(token: str, lang: Lang = None) -> Response:
         claims = links.claims(token, "preferences")
         if isinstance(claims, Response):
@@ -129,7 +131,8 @@ def create_preferences(links: Links) -> APIRouter:
                                 action=f"{PREFIX}{token}/delete?lang={language}",
                                 csrf=csrf_token(settings.secret_key, token), keep_url=f"{PREFIX}{token}?lang={language}")
 
-    @router.post(PREFIX + "{token}/delete", summary="Erase the person: only a keyed hash stays, to stop future mail")
+    @router.post(PREFIX + "{token}/delete", summary="Erase the person: only a keyed hash stays, to stop future mail",
+                 responses=LINK_REFUSED)
     def delete(token: str, csrf: FormText = None, lang: Lang = None) -> Response:
         claims = links.claims(token, "preferences")
         if isinstance(claims, Response):

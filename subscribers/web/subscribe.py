@@ -19,12 +19,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from subscribers import selfservice
-from subscribers.profile import Invalid, clean_text, normalise_email
+from subscribers.profile import Invalid, normalise_email
 from subscribers.tokens import BadToken
 from subscribers.topics import load_topics
 from subscribers.vocabulary import ORGANISATION_TYPES, SUBSCRIBER_LANGUAGES
-from subscribers.web.links import Links, switch_url
+from subscribers.web.links import LINK_REFUSED, Links, html_responses, switch_url
 from subscribers.web.pages import Lang, csrf_token, csrf_valid, page_language
+from subscribers.web.preferences import cleaned
 from worker import clock
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,11 @@ FORM_LIFETIME = 2 * 3600  # seconds a served form may be posted
 PER_IP = (10, 600)  # at most 10 posts per address of the sender in 10 minutes
 PER_EMAIL = (3, 86400)  # at most 3 confirmations asked for one mailbox a day
 EMBED_PREFIX = "/subscribe/embed"
+CONFIRM_REFUSED = LINK_REFUSED | html_responses(410)  # an expired confirmation link: the page offers a new one
+# A stale or forged form (403), the form again with what is wrong (422: HTML, besides FastAPI's JSON for a
+# request it cannot read), too many posts (429).
+FORM_REFUSED = html_responses(403, 422, 429)
+FORM_REFUSED[422]["content"]["application/json"] = {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
 
 
 def consent_version(text: str) -> str:
@@ -50,7 +56,7 @@ def create_subscribe(links: Links) -> APIRouter:
 
     def form_token_valid(token: str | None) -> bool:
         issued, _, proof = (token or "").partition(".")
-        return (issued.isdigit() and 0 <= time.time() - int(issued) <= FORM_LIFETIME
+        return (issued.isascii() and issued.isdigit() and 0 <= time.time() - int(issued) <= FORM_LIFETIME
                 and csrf_valid(settings.secret_key, "subscribe:" + issued, proof))
 
     def within_limit(key: str, limit: tuple[int, int]) -> bool:
@@ -89,7 +95,8 @@ def create_subscribe(links: Links) -> APIRouter:
     def subscribe_embedded(lang: Lang = None) -> Response:
         return form_page(page_language("", lang), embedded=True)
 
-    @router.post("/subscribe", summary="Ask to subscribe; the answer is the same for every address")
+    @router.post("/subscribe", summary="Ask to subscribe; the answer is the same for every address",
+                 responses=FORM_REFUSED)
     def subscribe(request: Request, csrf: Annotated[str, Form()], email: Annotated[str, Form(max_length=320)],
                   consent: Annotated[str | None, Form(max_length=64)] = None,
                   name: Annotated[str, Form(max_length=400)] = "", organisation: Annotated[str, Form(max_length=600)] = "",
@@ -123,8 +130,8 @@ def create_subscribe(links: Links) -> APIRouter:
         if not within_limit(f"herald:subscribe:email:{key}", PER_EMAIL):
             return answer
         wanted = selfservice.Request(
-            email=address, language=wanted_language, name=clean_text(name)[:200],
-            organisation=clean_text(organisation)[:300],
+            email=address, language=wanted_language, name=cleaned(name, "name"),
+            organisation=cleaned(organisation, "organisation"),
             organisation_type=organisation_type if organisation_type in ORGANISATION_TYPES else None,
             topics=tuple(form["topics"]), consent_text=text, consent_version=consent_version(text),
             source=f"{source} ({page_lang})")
@@ -133,7 +140,7 @@ def create_subscribe(links: Links) -> APIRouter:
                 _ask_now(session)
         return answer
 
-    @router.get("/c/{token}", summary="The confirmation page (changes nothing)")
+    @router.get("/c/{token}", summary="The confirmation page (changes nothing)", responses=CONFIRM_REFUSED)
     def confirm_page(token: str, request: Request, lang: Lang = None) -> Response:
         try:
             claims = links.signer.verify(token, "confirm", clock.now())
@@ -160,7 +167,7 @@ def create_subscribe(links: Links) -> APIRouter:
                                 switch_url=switch_url(request.url.path, language), email=subscriber.email,
                                 action=f"/c/{token}?lang={language}", csrf=csrf_token(settings.secret_key, token))
 
-    @router.post("/c/{token}", summary="Confirm the subscription")
+    @router.post("/c/{token}", summary="Confirm the subscription", responses=CONFIRM_REFUSED)
     def confirm(token: str, csrf: Annotated[str, Form()], lang: Lang = None) -> Response:
         claims = links.claims(token, "confirm")
         if isinstance(claims, Response):
@@ -178,7 +185,8 @@ def create_subscribe(links: Links) -> APIRouter:
                                     source=f"confirmation email, campaign {claims.campaign_id}")
             return pages.notice(page_language(subscriber.language, lang), "confirmed_title", "confirmed_text")
 
-    @router.post("/c/{token}/renew", summary="Send a fresh confirmation link for an expired one")
+    @router.post("/c/{token}/renew", summary="Send a fresh confirmation link for an expired one",
+                 responses=LINK_REFUSED)
     def renew(token: str, csrf: Annotated[str, Form()], lang: Lang = None) -> Response:
         try:
             claims = links.signer.verify(token, "confirm", clock.now())

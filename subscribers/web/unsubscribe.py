@@ -12,10 +12,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from subscribers import selfservice
+from subscribers import selfservice, store
 from subscribers.models import Subscriber
 from subscribers.segments import segment_named, topics_in
-from subscribers.web.links import Links, switch_url
+from subscribers.web.links import LINK_REFUSED, Links, switch_url
 from subscribers.web.pages import Lang, csrf_token, csrf_valid, page_language
 from worker import clock
 from worker.models import Campaign
@@ -38,7 +38,7 @@ def create_unsubscribe(links: Links) -> APIRouter:
             return []
         return [topic for topic in selfservice.topics_of(session, subscriber.id) if topic in chosen]
 
-    @router.get("/u/{token}", summary="The unsubscribe page (changes nothing)")
+    @router.get("/u/{token}", summary="The unsubscribe page (changes nothing)", responses=LINK_REFUSED)
     def unsubscribe_page(token: str, request: Request, lang: Lang = None) -> Response:
         claims = links.claims(token, "unsubscribe")
         if isinstance(claims, Response):
@@ -54,7 +54,7 @@ def create_unsubscribe(links: Links) -> APIRouter:
                                 topic_names=links.topic_names(topics, language), action=f"/u/{token}?lang={language}",
                                 csrf=csrf_token(settings.secret_key, token))
 
-    @router.post("/u/{token}", summary="Unsubscribe: RFC 8058 one-click, or the page's form")
+    @router.post("/u/{token}", summary="Unsubscribe: RFC 8058 one-click, or the page's form", responses=LINK_REFUSED)
     async def unsubscribe(token: str, request: Request, lang: Lang = None) -> Response:
         claims = links.claims(token, "unsubscribe")
         if isinstance(claims, Response):
@@ -77,7 +77,7 @@ def create_unsubscribe(links: Links) -> APIRouter:
                                 topic_names=links.topic_names(list(done.topics), language),
                                 action=f"/u/{token}/undo?lang={language}", csrf=csrf_token(settings.secret_key, token))
 
-    @router.post("/u/{token}/undo", summary="Take an unsubscribe back")
+    @router.post("/u/{token}/undo", summary="Take an unsubscribe back", responses=LINK_REFUSED)
     def undo(token: str, csrf: Annotated[str, Form()], scope: Annotated[str, Form(pattern="^(everything|topics)$")],
              topic: Annotated[list[str] | None, Form()] = None, lang: Lang = None) -> Response:
         claims = links.claims(token, "unsubscribe")
@@ -89,7 +89,11 @@ def create_unsubscribe(links: Links) -> APIRouter:
             subscriber = links.person(session, claims)
             if isinstance(subscriber, Response):
                 return subscriber
-            done = selfservice.Unsubscribed(everything=scope == "everything", topics=tuple(topic or ()))
+            # Topics of the catalogue only, each once, and in the topics table: anything else would break its keys.
+            catalogue = links.topics()
+            store.sync_topics(session, catalogue)
+            topics = tuple(dict.fromkeys(slug for slug in topic or () if slug in catalogue))
+            done = selfservice.Unsubscribed(everything=scope == "everything", topics=topics)
             selfservice.undo(session, subscriber, done, clock.now())
             return pages.notice(page_language(subscriber.language, lang), "undone_title", "undone_text")
 

@@ -10,8 +10,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from sqlalchemy import select
 
-from subscribers.web.links import Links, switch_url
-from subscribers.web.pages import Lang, page_language
+from subscribers.web.links import LINK_REFUSED, Links, html_responses, switch_url
+from subscribers.web.pages import CampaignId, Lang, page_language
 from worker.content import load_item
 from worker.i18n import day
 from worker.models import Campaign
@@ -31,7 +31,7 @@ def create_view(links: Links) -> APIRouter:
     def compiled(campaign_id: int, item: str, message: str, edition: str) -> CompiledEdition:
         return renderer.compile(load_item(settings.content_dir / item), edition, message)
 
-    @router.get(VIEW_PREFIX + "{token}", summary="The message as this recipient got it")
+    @router.get(VIEW_PREFIX + "{token}", summary="The message as this recipient got it", responses=LINK_REFUSED)
     def view(token: str) -> Response:
         claims = links.claims(token, "view")
         if isinstance(claims, Response):
@@ -69,8 +69,9 @@ def create_view(links: Links) -> APIRouter:
         return links.pages.render("archive", language, title=links.pages.words[language]["archive_title"],
                                   switch_url=switch_url(ARCHIVE_PREFIX, language), issues=issues)
 
-    @router.get(ARCHIVE_PREFIX + "{campaign_id}", summary="A sent newsletter's public version")
-    def archived(campaign_id: int, lang: Lang = None) -> Response:
+    @router.get(ARCHIVE_PREFIX + "{campaign_id}", summary="A sent newsletter's public version",
+                responses=html_responses(404))
+    def archived(campaign_id: CampaignId, lang: Lang = None) -> Response:
         language = page_language("", lang)
         with links.sessions() as session:
             campaign = session.get(Campaign, campaign_id)
