@@ -111,7 +111,7 @@ def test_saving_changes_exactly_what_the_form_says_and_answers_in_the_new_langua
         "csrf": csrf_token(db_settings.secret_key, token), "language": "ro",
         "topic": [*wanted, "no-such-topic"], "name": "  Ştefan   Ţurcanu ", "organisation": "Primăria Iaşi"})
     assert saved.status_code == 200
-    assert '<html lang="ro">' in saved.text and '<p role="status"><strong>Preferințele au fost salvate.' in saved.text
+    assert '<html lang="ro">' in saved.text and '<p class="saved" role="status"><strong>Preferințele au fost salvate.' in saved.text
     assert held(sessions, person.id) == ("ro", "Ștefan Țurcanu", "Primăria Iași", status, email, tuple(sorted(wanted)))
     assert checked(saved.text, "radio", "language") == {"ro"} and checked(saved.text, "checkbox", "topic") == set(wanted)
     assert 'value="Ștefan Țurcanu"' in saved.text

@@ -42,9 +42,10 @@ class Pages:
             embedded=embedded, **context)
         return HTMLResponse(html, status_code=status)
 
-    def notice(self, language: str, title_key: str, text_key: str, status: int = 200) -> HTMLResponse:
+    def notice(self, language: str, title_key: str, text_key: str, status: int = 200,
+               embedded: bool = False) -> HTMLResponse:
         words = self.words[language]
-        return self.render("notice", language, status, title=words[title_key], text=words[text_key])
+        return self.render("notice", language, status, title=words[title_key], text=words[text_key], embedded=embedded)
 
     def refused(self, reason: str, status: int) -> HTMLResponse:
         """A link that cannot be used, in both languages: it no longer tells us whose it was."""

@@ -79,8 +79,8 @@ def create_subscribe(links: Links) -> APIRouter:
         path = EMBED_PREFIX if embedded else "/subscribe"
         return pages.render(
             "subscribe", language, status, switch_url=switch_url(path, language), embedded=embedded,
-            title=words["subscribe_title"].format(org=settings.org_name), error=error, action=f"/subscribe?lang={language}",
-            csrf=form_token(), source="embedded form" if embedded else "subscribe page",
+            title=words["subscribe_title"].format(org=settings.org_name), error=error, action=f"{path}?lang={language}",
+            csrf=form_token(),
             form=form or {"email": "", "name": "", "organisation": "", "organisation_type": "", "language": language,
                           "topics": []},
             organisation_types=ORGANISATION_TYPES, languages=SUBSCRIBER_LANGUAGES,
@@ -97,21 +97,23 @@ def create_subscribe(links: Links) -> APIRouter:
 
     @router.post("/subscribe", summary="Ask to subscribe; the answer is the same for every address",
                  responses=FORM_REFUSED)
+    @router.post(EMBED_PREFIX, summary="The same, from the embedded form: its answers stay inside the frame",
+                 responses=FORM_REFUSED)
     def subscribe(request: Request, csrf: Annotated[str, Form()], email: Annotated[str, Form(max_length=320)],
                   consent: Annotated[str | None, Form(max_length=64)] = None,
                   name: Annotated[str, Form(max_length=400)] = "", organisation: Annotated[str, Form(max_length=600)] = "",
                   organisation_type: Annotated[str, Form(max_length=20)] = "",
                   language: Annotated[str, Form(max_length=4)] = "",
                   topic: Annotated[list[str] | None, Form()] = None,
-                  website: Annotated[str, Form(max_length=400)] = "",
-                  source: Annotated[str, Form(max_length=40)] = "subscribe page", lang: Lang = None) -> Response:
+                  website: Annotated[str, Form(max_length=400)] = "", lang: Lang = None) -> Response:
         page_lang = page_language("", lang)
         words = pages.words[page_lang]
-        embedded = source == "embedded form"
+        embedded = request.url.path.startswith(EMBED_PREFIX)
+        source = "embedded form" if embedded else "subscribe page"
         if not form_token_valid(csrf):
             return links.refused("signature")
         if not within_limit(f"herald:subscribe:ip:{request.client.host if request.client else '-'}", PER_IP):
-            return pages.notice(page_lang, "busy_title", "busy_text", status=429)
+            return pages.notice(page_lang, "busy_title", "busy_text", status=429, embedded=embedded)
         catalogue = load_topics(settings.content_dir)
         wanted_language = language if language in SUBSCRIBER_LANGUAGES else page_lang
         form = {"email": email, "name": name, "organisation": organisation, "organisation_type": organisation_type,
@@ -123,7 +125,7 @@ def create_subscribe(links: Links) -> APIRouter:
             return form_page(page_lang, embedded, words["error_email"], form, status=422)
         if consent != consent_version(text):
             return form_page(page_lang, embedded, words["error_consent"], form, status=422)
-        answer = pages.notice(page_lang, "subscribe_sent_title", "subscribe_sent_text")
+        answer = pages.notice(page_lang, "subscribe_sent_title", "subscribe_sent_text", embedded=embedded)
         if website:  # the hidden field only robots fill in
             return answer
         key = hashlib.sha256(f"{settings.secret_key}:{address.lower()}".encode()).hexdigest()
