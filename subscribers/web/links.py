@@ -7,6 +7,7 @@ either what was asked for or the refusal page to send back, so no route forgets 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 from http import HTTPStatus
 from typing import Any
 
@@ -17,7 +18,7 @@ from subscribers import selfservice
 from subscribers.models import Subscriber
 from subscribers.tokens import BadToken, Claims, Signer
 from subscribers.topics import Topic, load_topics
-from subscribers.web.pages import Pages
+from subscribers.web.pages import Pages, csrf_valid
 from worker import clock
 from worker.settings import Settings
 
@@ -32,6 +33,11 @@ def html_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 # What a page behind a signed link answers when the link cannot be used (an expired one: 410, confirm links only).
 LINK_REFUSED = html_responses(400, 403, 404)
+
+
+class Visit(NamedTuple):
+    claims: Claims
+    subscriber: Subscriber
 
 
 @dataclass
@@ -54,6 +60,17 @@ class Links:
     def person(self, session: Session, claims: Claims) -> Subscriber | HTMLResponse:
         found = selfservice.get(session, claims.subscriber_id)
         return found if found is not None else self.refused("missing")
+
+    def visit(self, session: Session, token: str, purpose: str, *, form: bool = False,
+              csrf: str | None = None) -> Visit | HTMLResponse:
+        """The link's claims and person, once the token (and, for a form, its CSRF proof) checks out."""
+        claims = self.claims(token, purpose)
+        if isinstance(claims, HTMLResponse):
+            return claims
+        if form and not csrf_valid(self.settings.secret_key, token, csrf):
+            return self.refused("signature")
+        subscriber = self.person(session, claims)
+        return subscriber if isinstance(subscriber, HTMLResponse) else Visit(claims, subscriber)
 
     def refused(self, reason: str) -> HTMLResponse:
         return self.pages.refused(reason, REFUSED_STATUS[reason])

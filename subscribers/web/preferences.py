@@ -18,7 +18,7 @@ from subscribers.models import Subscriber
 from subscribers.profile import clean_text
 from subscribers.vocabulary import SUBSCRIBER_LANGUAGES
 from subscribers.web.links import LINK_REFUSED, Links, switch_url
-from subscribers.web.pages import Lang, csrf_token, csrf_valid, page_language
+from subscribers.web.pages import Lang, csrf_token, page_language
 from worker import clock
 
 PREFIX = "/p/"
@@ -68,13 +68,11 @@ def create_preferences(links: Links) -> APIRouter:
 
     @router.get(PREFIX + "{token}", summary="The preference centre (changes nothing)", responses=LINK_REFUSED)
     def preferences_page(token: str, lang: Lang = None) -> Response:
-        claims = links.claims(token, "preferences")
-        if isinstance(claims, Response):
-            return claims
         with links.sessions() as session:
-            subscriber = links.person(session, claims)
-            if isinstance(subscriber, Response):
-                return subscriber
+            visit = links.visit(session, token, "preferences")
+            if isinstance(visit, Response):
+                return visit
+            subscriber = visit.subscriber
             return form_page(token, subscriber, selfservice.topics_of(session, subscriber.id),
                              page_language(subscriber.language, lang))
 
@@ -82,15 +80,11 @@ def create_preferences(links: Links) -> APIRouter:
     def save(token: str, csrf: FormText = None, language: FormText = None,
              topic: Annotated[list[str] | None, Form()] = None, name: FormText = None,
              organisation: FormText = None, lang: Lang = None) -> Response:
-        claims = links.claims(token, "preferences")
-        if isinstance(claims, Response):
-            return claims
-        if not csrf_valid(settings.secret_key, token, csrf):
-            return links.refused("signature")
         with links.sessions() as session:
-            subscriber = links.person(session, claims)
-            if isinstance(subscriber, Response):
-                return subscriber
+            visit = links.visit(session, token, "preferences", form=True, csrf=csrf)
+            if isinstance(visit, Response):
+                return visit
+            subscriber = visit.subscriber
             before = subscriber.language
             chosen = chosen_preferences(subscriber, language, topic, name, organisation)
             selfservice.save_preferences(session, subscriber, chosen, links.topics(), clock.now())
@@ -102,13 +96,11 @@ def create_preferences(links: Links) -> APIRouter:
                 responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}} | LINK_REFUSED,
                 summary="Everything held about the person, as a JSON download (changes nothing)")
     def my_data(token: str) -> Response:
-        claims = links.claims(token, "preferences")
-        if isinstance(claims, Response):
-            return claims
         with links.sessions() as session:
-            subscriber = links.person(session, claims)
-            if isinstance(subscriber, Response):
-                return subscriber
+            visit = links.visit(session, token, "preferences")
+            if isinstance(visit, Response):
+                return visit
+            subscriber = visit.subscriber
             record = gdpr.person_record(session, settings.secret_key, subscriber.email)
         if record is None:
             return links.refused("missing")
@@ -118,13 +110,11 @@ def create_preferences(links: Links) -> APIRouter:
 
     @router.get(PREFIX + "{token}/delete", summary="Asks to confirm erasure (changes nothing)", responses=LINK_REFUSED)
     def delete_page(token: str, lang: Lang = None) -> Response:
-        claims = links.claims(token, "preferences")
-        if isinstance(claims, Response):
-            return claims
         with links.sessions() as session:
-            subscriber = links.person(session, claims)
-            if isinstance(subscriber, Response):
-                return subscriber
+            visit = links.visit(session, token, "preferences")
+            if isinstance(visit, Response):
+                return visit
+            subscriber = visit.subscriber
             language = page_language(subscriber.language, lang)
             return pages.render("delete", language, title=pages.words[language]["delete_title"],
                                 switch_url=switch_url(f"{PREFIX}{token}/delete", language), email=subscriber.email,
@@ -134,15 +124,11 @@ def create_preferences(links: Links) -> APIRouter:
     @router.post(PREFIX + "{token}/delete", summary="Erase the person: only a keyed hash stays, to stop future mail",
                  responses=LINK_REFUSED)
     def delete(token: str, csrf: FormText = None, lang: Lang = None) -> Response:
-        claims = links.claims(token, "preferences")
-        if isinstance(claims, Response):
-            return claims
-        if not csrf_valid(settings.secret_key, token, csrf):
-            return links.refused("signature")
         with links.sessions() as session:
-            subscriber = links.person(session, claims)
-            if isinstance(subscriber, Response):
-                return subscriber
+            visit = links.visit(session, token, "preferences", form=True, csrf=csrf)
+            if isinstance(visit, Response):
+                return visit
+            subscriber = visit.subscriber
             language, email = page_language(subscriber.language, lang), subscriber.email
         # Outside the session: erasure commits on its own and then makes the database forget the bytes.
         gdpr.erase_person(links.sessions, settings.secret_key, email, clock.now())

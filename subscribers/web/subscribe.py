@@ -171,15 +171,11 @@ def create_subscribe(links: Links) -> APIRouter:
 
     @router.post("/c/{token}", summary="Confirm the subscription", responses=CONFIRM_REFUSED)
     def confirm(token: str, csrf: Annotated[str, Form()], lang: Lang = None) -> Response:
-        claims = links.claims(token, "confirm")
-        if isinstance(claims, Response):
-            return claims
-        if not csrf_valid(settings.secret_key, token, csrf):
-            return links.refused("signature")
         with links.sessions() as session:
-            subscriber = links.person(session, claims)
-            if isinstance(subscriber, Response):
-                return subscriber
+            visit = links.visit(session, token, "confirm", form=True, csrf=csrf)
+            if isinstance(visit, Response):
+                return visit
+            claims, subscriber = visit
             language = page_language(subscriber.language, lang)
             if selfservice.needs_confirmation(session, subscriber):
                 wording = pages.catalogues[language]["confirm_intro"].format(org=settings.org_name)

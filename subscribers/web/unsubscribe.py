@@ -40,13 +40,11 @@ def create_unsubscribe(links: Links) -> APIRouter:
 
     @router.get("/u/{token}", summary="The unsubscribe page (changes nothing)", responses=LINK_REFUSED)
     def unsubscribe_page(token: str, request: Request, lang: Lang = None) -> Response:
-        claims = links.claims(token, "unsubscribe")
-        if isinstance(claims, Response):
-            return claims
         with links.sessions() as session:
-            subscriber = links.person(session, claims)
-            if isinstance(subscriber, Response):
-                return subscriber
+            visit = links.visit(session, token, "unsubscribe")
+            if isinstance(visit, Response):
+                return visit
+            claims, subscriber = visit
             language = page_language(subscriber.language, lang)
             topics = offered_topics(session, subscriber, claims.campaign_id)
             return pages.render("unsubscribe", language, title=pages.words[language]["unsubscribe_title"],
@@ -80,15 +78,11 @@ def create_unsubscribe(links: Links) -> APIRouter:
     @router.post("/u/{token}/undo", summary="Take an unsubscribe back", responses=LINK_REFUSED)
     def undo(token: str, csrf: Annotated[str, Form()], scope: Annotated[str, Form(pattern="^(everything|topics)$")],
              topic: Annotated[list[str] | None, Form()] = None, lang: Lang = None) -> Response:
-        claims = links.claims(token, "unsubscribe")
-        if isinstance(claims, Response):
-            return claims
-        if not csrf_valid(settings.secret_key, token, csrf):
-            return links.refused("signature")
         with links.sessions() as session:
-            subscriber = links.person(session, claims)
-            if isinstance(subscriber, Response):
-                return subscriber
+            visit = links.visit(session, token, "unsubscribe", form=True, csrf=csrf)
+            if isinstance(visit, Response):
+                return visit
+            subscriber = visit.subscriber
             # Topics of the catalogue only, each once, and in the topics table: anything else would break its keys.
             catalogue = links.topics()
             store.sync_topics(session, catalogue)
