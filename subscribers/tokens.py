@@ -2,9 +2,11 @@
 
 A token is `base64url(payload) . base64url(mac)`. The payload packs a format version, the purpose,
 the subscriber id, the campaign id (0 for none) and the second it was issued: never the address.
-The MAC is HMAC-SHA256 (truncated to 128 bits) under the newest key; older keys in
-HERALD_OLD_SECRET_KEYS still verify, and removing a key revokes every link it signed. MACs are
-compared with `hmac.compare_digest`, in constant time.
+The MAC is HMAC-SHA256 (truncated to 128 bits) under the newest key of HERALD_LINK_KEYS; the older
+ones listed after it still verify, and removing a key revokes every link it signed. Link keys rotate
+apart from HERALD_SECRET_KEY, which also keys the suppression hashes and so must never change (with
+no HERALD_LINK_KEYS, links are signed with a key derived from it). MACs are compared with
+`hmac.compare_digest`, in constant time.
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ class Signer:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Signer:
-        return cls(settings.secret_key, settings.old_secret_keys)
+        newest, *older = settings.link_keys or (settings.secret_key,)
+        return cls(newest, older)
 
     def sign(self, purpose: str, subscriber_id: int, campaign_id: int | None = None,
              issued_at: datetime | None = None) -> str:

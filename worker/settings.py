@@ -34,7 +34,7 @@ class Settings:
     # The campaign engine (worker/): broker, SMTP, pacing, retries and the thresholds that protect a list.
     redis_url: str  # the Celery broker and the shared rate limiter
     smtp_url: str  # smtp://user:password@host:port?security=starttls|tls|none
-    old_secret_keys: tuple[str, ...]  # still verify links, never sign
+    link_keys: tuple[str, ...]  # newest first: it signs links, all verify; empty: derived from secret_key
     api_token: str  # bearer token of the HTTP API; empty: the API refuses every request
     batch_size: int  # recipients per batch task
     rate_limit: float  # messages per second over all workers; 0: no limit
@@ -95,7 +95,7 @@ def load_settings() -> Settings:
         list_id=env("HERALD_LIST_ID", "news.herald.localhost"),
         redis_url=env("HERALD_REDIS_URL", EMBEDDED_REDIS_URL),
         smtp_url=env("HERALD_SMTP_URL", LOCAL_SINK_URL),
-        old_secret_keys=tuple(key for key in env("HERALD_OLD_SECRET_KEYS", "").split(",") if key.strip()),
+        link_keys=tuple(key.strip() for key in env("HERALD_LINK_KEYS", "").split(",") if key.strip()),
         api_token=env("HERALD_API_TOKEN", ""),
         batch_size=int(_number("HERALD_BATCH_SIZE", 100)),
         rate_limit=_number("HERALD_RATE_LIMIT", 0),
