@@ -55,7 +55,7 @@ def _path(name: str, default: Path) -> Path:
 def _local_secret(data_dir: Path) -> str:
     """A random key kept in the data directory, so the embedded setup needs no configuration.
 
-    It keys the suppression hashes (and, later, link signatures): losing it makes erased
+    It keys the suppression hashes (and the links, unless HERALD_LINK_KEYS is set): losing it makes erased
     addresses unrecognisable, so production sets HERALD_SECRET_KEY and keeps it.
     """
     path = data_dir / "secret.key"
