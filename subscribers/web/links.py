@@ -51,20 +51,23 @@ class Links:
     def create(cls, settings: Settings, sessions: sessionmaker[Session]) -> Links:
         return cls(settings, sessions, Pages(settings), Signer.from_settings(settings))
 
-    def claims(self, token: str, purpose: str) -> Claims | HTMLResponse:
+    def claims(self, token: str, purpose: str, allow_expired: bool = False) -> Claims | HTMLResponse:
+        """The token's claims, or the refusal page; `allow_expired` lets an expired one through (to renew it)."""
         try:
             return self.signer.verify(token, purpose, clock.now())
         except BadToken as refusal:
+            if allow_expired and refusal.reason == "expired":
+                return refusal.claims
             return self.refused(refusal.reason)
 
     def person(self, session: Session, claims: Claims) -> Subscriber | HTMLResponse:
         found = selfservice.get(session, claims.subscriber_id)
         return found if found is not None else self.refused("missing")
 
-    def visit(self, session: Session, token: str, purpose: str, *, form: bool = False,
-              csrf: str | None = None) -> Visit | HTMLResponse:
+    def visit(self, session: Session, token: str, purpose: str, *, form: bool = False, csrf: str | None = None,
+              allow_expired: bool = False) -> Visit | HTMLResponse:
         """The link's claims and person, once the token (and, for a form, its CSRF proof) checks out."""
-        claims = self.claims(token, purpose)
+        claims = self.claims(token, purpose, allow_expired)
         if isinstance(claims, HTMLResponse):
             return claims
         if form and not csrf_valid(self.settings.secret_key, token, csrf):

@@ -186,18 +186,11 @@ def create_subscribe(links: Links) -> APIRouter:
     @router.post("/c/{token}/renew", summary="Send a fresh confirmation link for an expired one",
                  responses=LINK_REFUSED)
     def renew(token: str, csrf: Annotated[str, Form()], lang: Lang = None) -> Response:
-        try:
-            claims = links.signer.verify(token, "confirm", clock.now())
-        except BadToken as refusal:
-            if refusal.reason != "expired":
-                return links.refused(refusal.reason)
-            claims = refusal.claims
-        if not csrf_valid(settings.secret_key, token, csrf):
-            return links.refused("signature")
         with links.sessions() as session:
-            subscriber = links.person(session, claims)
-            if isinstance(subscriber, Response):
-                return subscriber
+            visit = links.visit(session, token, "confirm", form=True, csrf=csrf, allow_expired=True)
+            if isinstance(visit, Response):
+                return visit
+            subscriber = visit.subscriber
             language = page_language(subscriber.language, lang)
             if selfservice.needs_confirmation(session, subscriber) and within_limit(
                     f"herald:renew:{subscriber.id}", PER_EMAIL):

@@ -16,7 +16,7 @@ from subscribers import selfservice, store
 from subscribers.models import Subscriber
 from subscribers.segments import segment_named, topics_in
 from subscribers.web.links import LINK_REFUSED, Links, switch_url
-from subscribers.web.pages import Lang, csrf_token, csrf_valid, page_language
+from subscribers.web.pages import Lang, csrf_token, page_language
 from worker import clock
 from worker.models import Campaign
 from worker.problems import ContentInvalid
@@ -54,17 +54,13 @@ def create_unsubscribe(links: Links) -> APIRouter:
 
     @router.post("/u/{token}", summary="Unsubscribe: RFC 8058 one-click, or the page's form", responses=LINK_REFUSED)
     async def unsubscribe(token: str, request: Request, lang: Lang = None) -> Response:
-        claims = links.claims(token, "unsubscribe")
-        if isinstance(claims, Response):
-            return claims
         form = await request.form()
-        one_click = form.get("List-Unsubscribe") == "One-Click"
-        if not one_click and not csrf_valid(settings.secret_key, token, _text(form.get("csrf"))):
-            return links.refused("signature")
+        one_click = form.get("List-Unsubscribe") == "One-Click"  # RFC 8058: the mail provider's bare POST
         with links.sessions() as session:
-            subscriber = links.person(session, claims)
-            if isinstance(subscriber, Response):
-                return subscriber
+            visit = links.visit(session, token, "unsubscribe", form=not one_click, csrf=_text(form.get("csrf")))
+            if isinstance(visit, Response):
+                return visit
+            subscriber = visit.subscriber
             language = page_language(subscriber.language, lang)
             topics = tuple(_text(value) or "" for value in form.getlist("topic")) if form.get("scope") == "topics" else ()
             done = selfservice.unsubscribe(session, subscriber, clock.now(), topics)
