@@ -16,16 +16,21 @@ import pytest
 import redis
 from broker import forget_connections
 from needs import unavailable
-from servers import POSTGRES_URL_ENV, ExternalRedis, RedisServer, embedded_postgres, redis_for_tests
+from servers import (
+    POSTGRES_URL_ENV,
+    ExternalRedis,
+    RedisServer,
+    embedded_postgres,
+    redis_for_tests,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from subscribers.db import create, migrate, open_store
-
-from worker.content import Item, find_items, load_item
-from worker.render import Renderer
 from worker.celery_app import QUEUE
 from worker.celery_app import app as celery_app
+from worker.content import Item, find_items, load_item
+from worker.render import Renderer
 from worker.settings import PROJECT_ROOT, Settings, load_settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -219,14 +224,14 @@ def template_sample():
     content/); a template with no item of its kind skips (fails when CI=true). Compilations are
     cached for the session; `compiled.personalise(sample_recipient(load_settings()))` gives the HTML.
     """
-    from worker.render import MESSAGES, CompiledEdition
+    from worker.render import CompiledEdition, messages_of
 
     current = load_settings()
     current_renderer = Renderer(current)
     firsts: dict[str, Item] = {}
     for path in find_items(current.content_dir):
         item = load_item(path)
-        for message in MESSAGES[item.kind]:
+        for message in messages_of(item):
             firsts.setdefault(message, item)
     cache: dict[tuple[str, str], CompiledEdition] = {}
 

@@ -190,6 +190,9 @@ CALENDARS: dict[str, bytes] = {
     **{key: _texts_calendar(text) for key, text in FOLD_TEXTS.items()},
     "escapes": _texts_calendar(ESCAPES),
     **{f"method-{method}": body for method, body in METHODS.items()},
+    # RFC 5546 3.2.1: a published event may be cancelled (a public feed shows it called off).
+    "publish-cancelled": calendar(SUMMER, method="PUBLISH", status="CANCELLED", sequence=1, attendee=None,
+                                  uid=UID, dtstamp=DTSTAMP, organiser=ORGANISER, summary="Webinar"),
 }
 
 
@@ -499,6 +502,18 @@ def test_cancel_is_the_same_event_cancelled_with_a_higher_sequence(ical_js):
     assert "rsvp" not in theirs["attendees"][0]["params"]
 
 
+def test_a_published_event_may_be_cancelled(ical_js):
+    body = CALENDARS["publish-cancelled"]
+    assert "STATUS:CANCELLED" in _unfolded(body)
+    parsed, event = read_with_icalendar(body)
+    assert parsed["METHOD"] == "PUBLISH" and event["STATUS"] == "CANCELLED" and "ATTENDEE" not in event
+    theirs = ical_js["publish-cancelled"]
+    assert (theirs["method"], theirs["status"], theirs["attendees"]) == ("PUBLISH", "CANCELLED", [])
+    template = CalendarTemplate.prepare(SUMMER, method="PUBLISH", status="CANCELLED", uid=UID, sequence=1,
+                                        dtstamp=DTSTAMP, organiser=ORGANISER, summary="Webinar")
+    assert template.without_attendee() == body
+
+
 def test_dtstamp_is_utc(ical_js):
     for key, body in CALENDARS.items():
         stamps = [line for line in _unfolded(body) if line.startswith("DTSTAMP")]
@@ -514,8 +529,9 @@ def test_status_and_attendee_must_fit_the_method():
     fields = {"uid": UID, "sequence": 0, "dtstamp": DTSTAMP, "organiser": ORGANISER, "summary": "x"}
     with pytest.raises(ValueError, match="STATUS"):
         calendar(SUMMER, method="CANCEL", status="CONFIRMED", attendee=RECIPIENT, **fields)
-    with pytest.raises(ValueError, match="STATUS"):
+    with pytest.raises(ValueError, match="STATUS:CANCELLED does not go with METHOD:REQUEST"):
         calendar(SUMMER, method="REQUEST", status="CANCELLED", attendee=RECIPIENT, **fields)
+    assert b"STATUS:CANCELLED\r\n" in calendar(SUMMER, method="PUBLISH", status="CANCELLED", attendee=None, **fields)
     with pytest.raises(ValueError, match="attendee"):
         calendar(SUMMER, method="REQUEST", attendee=None, **fields)
     with pytest.raises(ValueError, match="attendee"):

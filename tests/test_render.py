@@ -9,15 +9,23 @@ from pathlib import Path
 
 import mrml
 import pytest
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from tests.conftest import FIXTURES, parse_eml, shipped_items
 from worker.content import load_item
 from worker.mime import build_eml
-from worker.render import EDITIONS, MESSAGES, Recipient, compile_mjml, sample_recipient
+from worker.render import (
+    EDITIONS,
+    Recipient,
+    compile_mjml,
+    messages_of,
+    sample_recipient,
+)
 
 CASES = [(item, edition, message) for item in shipped_items()
-         for message in MESSAGES[item.kind] for edition in EDITIONS]
+         for message in messages_of(item) for edition in EDITIONS]
 HREF = re.compile(r'href="([^"]*)"')
 CEDILLA = re.compile("[şţŞŢ]")
 
@@ -123,7 +131,7 @@ def test_text_alternative_is_built_from_the_content(renderer):
     assert "CO4CITIES: co-creating public services\n======================================" in text
     assert "- workshops with citizens\n- pilot projects in every city" in text
     assert "with details on the website [1]." in text
-    assert re.search(r"^Links\n-----\n\[1\] https://urbact\.eu/news$", text, re.M)
+    assert re.search(r"^Links\n-----\n\[1\] https://urbact\.eu/news$", text, re.MULTILINE)
     assert "Partner cities: Cluj-Napoca (RO), Bologna (IT)" in text
     assert "Deadline: 31 March 2027, 23:59 (Romania Time)" in text
     assert "<" not in text

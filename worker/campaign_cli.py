@@ -56,23 +56,22 @@ def send(
     path: Annotated[Path, typer.Argument(help="The content item folder to send.")],
     segment: Annotated[str | None, typer.Option(help="A segment of content/segments.yaml (default: the item's audience).")] = None,
     edition: Annotated[str | None, typer.Option(help="ro, en or both for everyone (default: each subscriber's language).")] = None,
-    message: Annotated[str | None, typer.Option(help="newsletter, invitation or reminder (default: the item's first).")] = None,
+    message: Annotated[str | None, typer.Option(help="newsletter; invitation, update, reminder, cancellation, followup or waitlist (default: the item's first, or what its invitees have not been told).")] = None,
     at: Annotated[str | None, typer.Option(help="When: '2027-01-14 10:00' in the item's zone (default: now).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count, show the first recipients, write previews; send nothing.")] = False,
     test_to: Annotated[list[str] | None, typer.Option("--test-to", help="Send one [TEST] copy to this address (repeatable) instead.")] = None,
 ) -> None:
     """Send a content item to a segment now or at a time, or try it out first (--dry-run, --test-to)."""
     settings = load_settings()
-    try:
-        item = load_item(path)
-        request = control.Request(path, segment, message, edition, _parse_at(at, item) if at else None)
-        item, segment_name, message_name = control.resolve(request, settings)
-    except ContentInvalid as error:
-        _fail_content(error)
-    except ValueError as error:
-        _fail(str(error))
-    sessions = open_store(settings)
-    with sessions() as session:
+    with open_store(settings)() as session:
+        try:
+            item = load_item(path)
+            request = control.Request(path, segment, message, edition, _parse_at(at, item) if at else None)
+            item, segment_name, message_name = control.resolve(request, settings, session)
+        except ContentInvalid as error:
+            _fail_content(error)
+        except ValueError as error:
+            _fail(str(error))
         if test_to:
             _test_send(session, settings, item, message_name, edition, test_to)
         elif dry_run:
@@ -110,7 +109,7 @@ def _dry_run(session: Session, settings: Settings, item: Item, segment: str, mes
              edition: str | None) -> None:
     from worker.cli import write_rendered  # the same previews `herald render` writes
 
-    by_language, first = control.audience(session, settings, segment)
+    by_language, first = control.audience(session, settings, item, segment, message)
     table = Table(title=f"Dry run: {message} of {item.slug} to '{segment}' (nothing sent)")
     table.add_column("subscriber language")
     table.add_column("edition sent")

@@ -9,21 +9,31 @@ from __future__ import annotations
 import re
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import partial
-from dataclasses import dataclass, replace
 from html.parser import HTMLParser
 from pathlib import Path
 
 import jinja2
 
+from subscribers.db import database_url, open_store
 from subscribers.segments import SEGMENTS_FILE, load_segments
 from subscribers.topics import load_topics
+from worker import events
+from worker.campaigns import item_key
 from worker.content import CEDILLAS, Item, find_items, load_item
 from worker.i18n import load_catalogues
 from worker.mjml_lint import lint_mjml
-from worker.problems import ContentInvalid, Problem
-from worker.render import CONFIRMATION, EDITIONS, MESSAGES, CompiledEdition, Renderer, sample_recipient
+from worker.problems import ContentInvalid, Problem, display_path
+from worker.render import (
+    CONFIRMATION,
+    EDITIONS,
+    CompiledEdition,
+    Renderer,
+    messages_of,
+    sample_recipient,
+)
 from worker.settings import Settings
 from worker.yamldoc import parse_yaml
 
@@ -69,6 +79,39 @@ def check(paths: list[Path], settings: Settings) -> list[Problem]:
     if not any(not p.fixable for p in problems):
         problems.extend(check_rendering(items, settings))
     return sorted(set(problems))
+
+
+_CHANGED_FIELD = {"time": "start", "place": "venue", "join_url": "online_url", "cancelled": "status"}
+
+
+def unannounced_changes(paths: list[Path], settings: Settings) -> list[Problem]:
+    """Events whose time, place, join link or status changed since the invitations went out: not
+    mistakes, but mail owed to the invitees. Needs the store; without one nothing was sent, so nothing is owed."""
+    url = database_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).is_file()):
+        return []
+    notices = []
+    with open_store(settings)() as session:
+        for root in split_targets(paths, settings).content:
+            for folder in find_items(root) if root.exists() else []:
+                try:
+                    item = load_item(folder)
+                except ContentInvalid:
+                    continue  # check() reports it
+                if item.kind != "event":
+                    continue
+                pending = events.unannounced(session, item_key(item, settings.content_dir), item.meta)
+                meta = item.path / "meta.yaml"
+                doc = parse_yaml(meta.read_text(encoding="utf-8"))
+                send = f"herald send {display_path(item.path)}"
+                for change in pending or ():
+                    field = _CHANGED_FIELD[change]
+                    text = (f"status is cancelled but the invitees were not told; beat sends the cancellation "
+                            f"within a minute, or run `{send}` now" if change == "cancelled" else
+                            f"{field} changed since the invitations went out; run `{send}` to send the update "
+                            "to the invitees who did not decline")
+                    notices.append(Problem(meta, doc.line_of((field,)), text))
+    return sorted(notices)
 
 
 def check_audiences(items: list[Item], content_dir: Path) -> list[Problem]:
@@ -143,7 +186,7 @@ def check_rendering(items: list[Item], settings: Settings) -> list[Problem]:
         if isinstance(compiled, Problem):
             return [compiled]
     for item in items:
-        for message in MESSAGES[item.kind]:
+        for message in messages_of(item):
             for edition in EDITIONS:
                 compiled = _compiled(partial(renderer.compile, item, edition, message), settings, message)
                 if isinstance(compiled, Problem):

@@ -8,22 +8,24 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from subscribers.cli import demo_people, segments_app, subscribers_app
 from subscribers.db import open_store
-from worker import campaign_cli, clock, control, services
-from worker.check import check, fix_cedillas
+from worker import campaign_cli, clock, control, events_cli, services
+from worker.check import check, fix_cedillas, unannounced_changes
 from worker.content import Item, find_items, load_item
 from worker.mime import build_eml
 from worker.problems import ContentInvalid, display_path
-from worker.render import EDITIONS, MESSAGES, Renderer, sample_recipient
+from worker.render import EDITIONS, Renderer, messages_of, sample_recipient
 from worker.settings import Settings, load_settings
 
 app = typer.Typer(help="Herald: bilingual newsletters and event invitations, written as files.",
                   no_args_is_help=True, add_completion=False)
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(segments_app, name="segments")
+app.add_typer(events_cli.events_app, name="events")
 campaign_cli.register(app)
 services.register(app)
 console = Console()
@@ -97,9 +99,9 @@ def render(
     renderer = Renderer(settings)
     rows = []
     for item in _load(path):
-        messages = [message] if message else list(MESSAGES[item.kind])
-        if not set(messages) <= set(MESSAGES[item.kind]):
-            raise typer.BadParameter(f"a {item.kind} has no '{message}' message; use {', '.join(MESSAGES[item.kind])}")
+        messages = [message] if message else list(messages_of(item))
+        if not set(messages) <= set(messages_of(item)):
+            raise typer.BadParameter(f"a {item.kind} has no '{message}' message; use {', '.join(messages_of(item))}")
         for note in item.notes:
             errors.print(f"{note} (repaired in the output)", markup=False, highlight=False)
         rows += [(item.slug, *row) for row in
@@ -121,6 +123,8 @@ def check_command(
         problems = [problem for problem in problems if not problem.fixable]
     for problem in problems:
         errors.print(str(problem), markup=False, highlight=False)
+    for notice in unannounced_changes(list(paths or []), settings):
+        errors.print(f"[yellow]{escape(str(notice))}[/yellow]")
     if problems:
         errors.print(f"[red]{len(problems)} problem(s); nothing is sent until `herald check` passes.[/red]")
         raise typer.Exit(1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -16,8 +16,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from babel import Locale
 from email_validator import EmailNotValidError, validate_email
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo,
-                      field_validator, model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from worker.problems import ContentInvalid, Problem
 from worker.yamldoc import YamlDoc, parse_yaml
@@ -69,6 +78,17 @@ def _email(address: str) -> str:
         raise ValueError(f"'{address}' is not an email address: {error}") from None
 
 
+_OFFSET_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+def _offset(value: object) -> object:
+    """`7d`, `1d`, `1h`, `30m`: how long before the event a reminder goes."""
+    match = re.fullmatch(r"\s*([1-9][0-9]{0,3})\s*([dhm])\s*", str(value))
+    if not match:
+        raise ValueError(f"'{value}' is not a time before the event; write it like 7d, 1d, 2h or 30m")
+    return timedelta(**{_OFFSET_UNITS[match.group(2)]: int(match.group(1))})
+
+
 def _no_blank(text: str) -> str:
     if not text.strip():
         raise ValueError("is empty; write the text")
@@ -82,6 +102,7 @@ LocalDateTime = Annotated[datetime, BeforeValidator(_local_time)]
 TimeZoneName = Annotated[str, AfterValidator(_zone)]
 Country = Annotated[str, AfterValidator(_country)]
 Email = Annotated[str, AfterValidator(_email)]
+Offset = Annotated[timedelta, BeforeValidator(_offset)]
 
 
 class _Strict(BaseModel):
@@ -173,6 +194,15 @@ EventKind = Literal["transnational-meeting", "capacity-building-webinar", "info-
 ONLINE_KINDS = frozenset({"capacity-building-webinar", "online-qa-session"})
 
 
+class FollowUp(_Strict):
+    send_at: LocalDateTime
+    links: dict[Slug, HttpsUrl] = Field(min_length=1)  # slides, recording, survey...; labels in ro.md / en.md
+
+
+DEFAULT_REMINDERS = (timedelta(days=7), timedelta(days=1))
+ONLINE_REMINDER = timedelta(hours=1)  # added for online events: the join link, just in time
+
+
 class EventMeta(_ItemMeta):
     kind: Literal["event"]
     event_kind: EventKind
@@ -183,6 +213,25 @@ class EventMeta(_ItemMeta):
     rsvp_deadline: LocalDateTime
     capacity: int | None = Field(default=None, gt=0)
     contact: Contact
+    status: Literal["scheduled", "cancelled"] = "scheduled"
+    # personal: METHOD:REQUEST naming the recipient, who is asked to answer; announcement: METHOD:PUBLISH.
+    invitation: Literal["personal", "announcement"] = "personal"
+    reminders: list[Offset] | None = None  # None: DEFAULT_REMINDERS (+ ONLINE_REMINDER online); [] for none
+    remind_unanswered: bool = False  # also remind invitees who have not answered
+    follow_up: FollowUp | None = None
+
+    @property
+    def reminder_offsets(self) -> tuple[timedelta, ...]:
+        if self.reminders is not None:
+            return tuple(sorted(set(self.reminders), reverse=True))
+        return DEFAULT_REMINDERS + ((ONLINE_REMINDER,) if self.online_url else ())
+
+    @field_validator("follow_up")
+    @classmethod
+    def _follow_up_after_end(cls, follow_up: FollowUp | None, info: ValidationInfo) -> FollowUp | None:
+        if follow_up and "end" in info.data and follow_up.send_at < info.data["end"]:
+            raise ValueError("follow_up send_at is before the event ends; send the follow-up after the event")
+        return follow_up
 
     @field_validator("end")
     @classmethod
@@ -241,11 +290,18 @@ class AgendaEntry(_Strict):
     item: Text
 
 
+class FollowUpText(_Strict):
+    subject: Annotated[Text, Field(max_length=150)]
+    text: Text  # Markdown: thanks, and what the links hold
+    links: dict[Slug, Text] = {}
+
+
 class EventFront(_Front):
     title: Text
     organiser: Text
     venue_name: Text | None = None
     agenda: list[AgendaEntry] = []
+    follow_up: FollowUpText | None = None
 
 
 # ---- the loaded item ----------------------------------------------------------------------
@@ -291,8 +347,8 @@ class Item:
 
 # ---- loading ------------------------------------------------------------------------------
 
-_FRONT = re.compile(r"\A---[ \t]*\n(.*?)^---[ \t]*$\n?", re.S | re.M)
-_HEADING = re.compile(r"^##(?!#)[ \t]*(.*?)[ \t]*$", re.M)
+_FRONT = re.compile(r"\A---[ \t]*\n(.*?)^---[ \t]*$\n?", re.DOTALL | re.MULTILINE)
+_HEADING = re.compile(r"^##(?!#)[ \t]*(.*?)[ \t]*$", re.MULTILINE)
 _HEADING_ID = re.compile(r"^(.*?)\s*\{#([a-z0-9]+(?:-[a-z0-9]+)*)\}$")
 
 
@@ -416,9 +472,9 @@ def load_item(folder: Path) -> Item:
             elif meta.fallback_language in (None, language) or not (folder / f"{meta.fallback_language}.md").is_file():
                 problems.append(Problem(meta_file, 1, f"no {language}.md: write the {language} text, or add "
                                         f"`fallback_language: <ro|en>` to let the other language stand in"))
-        if isinstance(meta, NewsletterMeta):
-            for text in texts.values():
-                problems.extend(_cross_check(meta, doc, meta_file, text))
+        for text in texts.values():
+            check = _cross_check if isinstance(meta, NewsletterMeta) else _cross_check_follow_up
+            problems.extend(check(meta, doc, meta_file, text))
     if problems:
         raise ContentInvalid(problems + notes)
     return Item(path=folder, slug=folder.name, meta=meta, texts=texts, notes=notes)
@@ -467,6 +523,30 @@ def _cross_check(meta: NewsletterMeta, doc: YamlDoc, meta_file: Path, text: Lang
             if slug not in ids:
                 found.append(Problem(text.file, front_doc.line_of((group, slug)),
                                      f"{group} '{slug}' is not in meta.yaml; add it there or remove it here"))
+    return found
+
+
+def _cross_check_follow_up(meta: EventMeta, doc: YamlDoc, meta_file: Path, text: LanguageText) -> list[Problem]:
+    """A follow-up in meta.yaml has its subject, text and a label for each link in this language."""
+    words: FollowUpText | None = text.front.follow_up
+    name = text.file.name
+    if meta.follow_up is None:
+        if words is None:
+            return []
+        return [Problem(text.file, text.doc.line_of(("follow_up",)),
+                        f"follow_up in {name} has no follow_up in meta.yaml; add follow_up: send_at and links there")]
+    if words is None:
+        return [Problem(text.file, 1, f"meta.yaml has a follow_up but {name} does not; add follow_up: subject, "
+                                      "text and links (a label for each link) to the front matter")]
+    found = []
+    for link in meta.follow_up.links:
+        if link not in words.links:
+            found.append(Problem(text.file, text.doc.line_of(("follow_up", "links")),
+                                 f"follow-up link '{link}' has no label in {name}; add follow_up: links: {link}: <label>"))
+    for link in words.links:
+        if link not in meta.follow_up.links:
+            found.append(Problem(text.file, text.doc.line_of(("follow_up", "links", link)),
+                                 f"follow-up link '{link}' has no address in meta.yaml; add it under follow_up: links"))
     return found
 
 

@@ -11,16 +11,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from subscribers.models import Subscriber
-from subscribers.segments import members, segment_named
-from worker import campaigns, clock
+from subscribers.segments import segment_named
+from worker import campaigns, clock, events
 from worker.content import Item, find_items, load_item
 from worker.models import Campaign
 from worker.problems import ContentInvalid
-from worker.render import CONFIRMATION, EDITIONS, MESSAGES
+from worker.render import CONFIRMATION, EDITIONS, messages_of
 from worker.settings import Settings
 
 
@@ -35,28 +35,73 @@ class Request:
     send_at: datetime | None = None  # default: now (the item's own send_at is `herald sync`'s)
 
 
-def resolve(request: Request, settings: Settings) -> tuple[Item, str, str]:
-    """The item, segment and message a request means; ContentInvalid or ValueError say what is wrong."""
+def resolve(request: Request, settings: Settings, session: Session) -> tuple[Item, str, str]:
+    """The item, segment and message a request means; ContentInvalid or ValueError say what is wrong.
+
+    An event's default message is what its invitees have not been told yet: the invitation, then an
+    update or the cancellation. Messages after the invitation go to the invitees' answers, not a segment.
+    """
     item = load_item(request.item)
-    message = request.message or MESSAGES[item.kind][0]
-    if message not in MESSAGES[item.kind]:
-        raise ValueError(f"a {item.kind} has no '{message}' message; use {', '.join(MESSAGES[item.kind])}")
+    key = campaigns.item_key(item, settings.content_dir)
+    message = request.message or (events.next_message(session, key, item.meta) if item.kind == "event"
+                                  else messages_of(item)[0])
+    if message not in messages_of(item):
+        raise ValueError(f"a {item.kind} has no '{message}' message; use {', '.join(messages_of(item))}")
     if request.edition is not None and request.edition not in EDITIONS:
         raise ValueError(f"'{request.edition}' is not an edition; use {', '.join(EDITIONS)}")
+    if message in events.FOLLOWING:
+        if request.segment:
+            raise ValueError(f"a{'n' if message[0] in 'aeiou' else ''} {message} goes to the event's invitees by "
+                             "their answers; leave out the segment")
+        _check_following(session, key, item, message)
+        return item, message, message
     segment = request.segment or item.meta.audience
     segment_named(settings.content_dir, segment)
     return item, segment, message
 
 
+def _check_following(session: Session, key: str, item: Item, message: str) -> None:
+    pending = events.unannounced(session, key, item.meta)
+    if pending is None:
+        raise ValueError(f"the invitation to {item.slug} has not gone out yet; send the invitation first")
+    if message == events.CANCELLATION and "cancelled" not in pending:
+        raise ValueError(f"{item.slug} is not cancelled: set `status: cancelled` in its meta.yaml first"
+                         if item.meta.status != "cancelled" else f"the cancellation of {item.slug} went out already")
+    if message == events.UPDATE and not [change for change in pending if change != "cancelled"]:
+        raise ValueError(f"nothing changed in the time, place or join link of {item.slug} since invitees "
+                         "were last told; edit meta.yaml first")
+
+
 def create(session: Session, request: Request, settings: Settings, origin: str) -> Campaign:
-    item, segment, message = resolve(request, settings)
-    campaign = campaigns.create(session, item=campaigns.item_key(item, settings.content_dir), message=message,
-                                segment=segment, edition=request.edition, send_at=request.send_at, origin=origin,
-                                now=clock.now())
+    item, segment, message = resolve(request, settings, session)
+    key = campaigns.item_key(item, settings.content_dir)
+    now = clock.now()
+    campaign = campaigns.create(session, item=key, message=message, segment=segment, edition=request.edition,
+                                send_at=request.send_at, origin=origin, now=now)
+    if message in (events.UPDATE, events.CANCELLATION):
+        announce(session, campaign, item, now)
     session.commit()
     if campaign.state == "sending":
         _start(campaign.id)
     return campaign
+
+
+def announce(session: Session, campaign: Campaign, item: Item, now: datetime) -> None:
+    """An update or cancellation is a new revision (SEQUENCE + 1) at once, so `herald check` stops flagging
+    it; the reminders follow the event, or stop with it."""
+    campaign.revision = events.publish(session, campaign.item, item.meta, now).sequence
+    if campaign.message == events.CANCELLATION:
+        events.stop_pending(session, campaign.item, now, "the event is cancelled")
+    else:
+        events.schedule(session, item, campaign.item, now)
+
+
+def audience_of(campaign: Campaign, item: Item | None, settings: Settings) -> ColumnElement[bool]:
+    """Whom a campaign addresses: a segment, the people awaiting confirmation, or an event's invitees
+    by their answers. ContentInvalid when its segment is not in segments.yaml."""
+    if campaign.message in events.FOLLOWING:
+        return events.audience(campaign, item.meta)
+    return campaigns.audience(campaign, settings.content_dir)
 
 
 def pause(session: Session, campaign_id: int) -> Campaign:
@@ -123,25 +168,54 @@ def describe(session: Session, campaign: Campaign) -> dict[str, Any]:
 
 
 def sync(session: Session, settings: Settings) -> tuple[list[Campaign], list[ContentInvalid]]:
-    """Every valid item's send_at into a scheduled campaign; the invalid ones come back unscheduled."""
+    """Every valid item's send_at into a scheduled campaign; the invalid ones come back unscheduled.
+
+    Events follow their meta.yaml too: reminders and the follow-up move with the event, and
+    `status: cancelled` stops what is pending and sends the cancellation to whoever was invited.
+    """
     items, broken = [], []
     for folder in find_items(settings.content_dir):
         try:
             items.append(load_item(folder))
         except ContentInvalid as error:
             broken.append(error)
-    changed = campaigns.sync_schedules(session, items, settings.content_dir, clock.now())
+    now = clock.now()
+    changed = campaigns.sync_schedules(session, [item for item in items if not _cancelled(item)],
+                                       settings.content_dir, now)
+    cancellations = []
+    for item in items:
+        if item.kind != "event":
+            continue
+        key = campaigns.item_key(item, settings.content_dir)
+        pending = events.unannounced(session, key, item.meta)
+        if _cancelled(item) and pending is None:
+            events.stop_pending(session, key, now, "the event is cancelled")  # nobody was invited: nothing to say
+        elif _cancelled(item) and "cancelled" in pending:
+            campaign = campaigns.create(session, item=key, message=events.CANCELLATION, segment=events.CANCELLATION,
+                                        edition=None, send_at=None, origin="schedule", now=now)
+            announce(session, campaign, item, now)
+            cancellations.append(campaign)
+        elif pending is not None and not _cancelled(item):
+            events.schedule(session, item, key, now)
     session.commit()
-    return changed, broken
+    for campaign in cancellations:
+        _start(campaign.id)
+    return changed + cancellations, broken
+
+
+def _cancelled(item: Item) -> bool:
+    return item.kind == "event" and item.meta.status == "cancelled"
 
 
 def listing(session: Session, limit: int = 50) -> list[Campaign]:
     return list(session.scalars(select(Campaign).order_by(Campaign.id.desc()).limit(limit)))
 
 
-def audience(session: Session, settings: Settings, segment: str) -> tuple[dict[str, int], list[Subscriber]]:
+def audience(session: Session, settings: Settings, item: Item, segment: str,
+             message: str) -> tuple[dict[str, int], list[Subscriber]]:
     """For a dry run: mailable members by language (= edition), and the first few of them."""
-    where = members(segment_named(settings.content_dir, segment))
+    where = audience_of(Campaign(item=campaigns.item_key(item, settings.content_dir), message=message,
+                                 segment=segment), item, settings)
     by_language = dict(session.execute(select(Subscriber.language, func.count()).where(where)
                                        .group_by(Subscriber.language)).all())
     first = list(session.scalars(select(Subscriber).where(where).order_by(Subscriber.id).limit(10)))

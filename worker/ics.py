@@ -309,6 +309,9 @@ class CalendarTemplate:
                 url: str | None = None, status: Status | None = None) -> CalendarTemplate:
         """Everything but the attendee. `status` defaults to CANCELLED for CANCEL, else CONFIRMED.
 
+        RFC 5546 3.2: a CANCEL is CANCELLED and a REQUEST is not; a PUBLISH may be either (a
+        published event that was called off, as a public feed shows it).
+
         `uid` stays the same for every message about the event; `sequence` must grow with each
         change the recipients should apply (a CANCEL after a REQUEST has a higher one): keeping
         that count is the caller's job.
@@ -316,8 +319,9 @@ class CalendarTemplate:
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
         status = status or ("CANCELLED" if method == "CANCEL" else "CONFIRMED")
-        if (status == "CANCELLED") != (method == "CANCEL"):
-            raise ValueError(f"STATUS:{status} does not go with METHOD:{method} (RFC 5546 3.2)")
+        if (method == "CANCEL" and status != "CANCELLED") or (method == "REQUEST" and status == "CANCELLED"):
+            raise ValueError(f"STATUS:{status} does not go with METHOD:{method} (RFC 5546 3.2: "
+                             "CANCEL needs STATUS:CANCELLED, REQUEST may not have it, PUBLISH may)")
         if isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 0:
             raise ValueError(f"sequence must be a whole number >= 0, not {sequence!r}")
         if not uid or _CONTROLS.search(uid) or "\n" in uid or "\r" in uid:

@@ -1,5 +1,8 @@
 """Builds a complete .eml by hand: multipart/alternative, text first, quoted-printable, RFC 2047 headers.
 
+An invitation adds its calendar the way Gmail and Outlook send one (RFC 6047): inline as a third
+alternative, and again as an invite.ics attachment for clients that only offer attachments.
+
 The email package folds some headers so that they do not read back as written (a subject comes back
 with a leading or doubled space), and it costs milliseconds per message. Writing the bytes here keeps
 every header exact and gives the campaign engine a builder it can precompute parts of.
@@ -12,6 +15,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from worker.ics import CalendarTemplate, content_type
 from worker.render import CompiledEdition, Recipient, SlotTemplate
 from worker.settings import Settings
 
@@ -103,6 +107,21 @@ def _qp_piece(text: str, more: bool) -> bytes:
     return encoded + b"=\r\n"
 
 
+# Base64 lines of 76 characters: 57 octets each. "=" only pads the end of a line, so "=_" never occurs.
+_B64_OCTETS = 57
+
+
+def base64_lines(data: bytes) -> bytes:
+    """Base64 in lines of at most 76 characters, each ending in CRLF."""
+    return b"".join(binascii.b2a_base64(data[start:start + _B64_OCTETS], newline=False) + b"\r\n"
+                    for start in range(0, len(data), _B64_OCTETS))
+
+
+def _base64_head(headers: str) -> bytes:
+    """A part's headers (CRLF between them) with its transfer encoding, through the blank line."""
+    return (headers + "\r\nContent-Transfer-Encoding: base64\r\n\r\n").encode("ascii")
+
+
 def _date(moment: datetime) -> str:
     """RFC 5322 date in UTC, independent of the locale."""
     t = moment.astimezone(UTC)
@@ -181,19 +200,33 @@ class Skeleton:
     _body: tuple[bytes, ...]  # b"" where a filled fragment goes
     _holes: tuple[tuple[int, int, SlotTemplate, bool], ...]  # (position in _body, 0 text / 1 html, fragment, more follows)
     _frame: tuple[bytes, bytes, bytes]  # before the text, between text and html, after the html
+    # An invitation's calendar when it names the recipient (REQUEST, CANCEL); a PUBLISH is all in _body.
+    _calendar: CalendarTemplate | None = None
+    _calendar_fixed: int = 0  # octets of each recipient's calendar already encoded in _body
+    _calendar_holes: tuple[int, ...] = ()  # positions in _body of the rest, inline and attached
 
     @classmethod
     def prepare(cls, compiled: CompiledEdition, settings: Settings, *, feedback_id: str,
-                subject_prefix: str = "") -> Skeleton:
+                subject_prefix: str = "", calendar: CalendarTemplate | None = None) -> Skeleton:
+        """With `calendar`, an invitation: multipart/mixed around the alternatives and invite.ics."""
         if not (feedback_id.isascii() and feedback_id.isprintable() and " " not in feedback_id):
             raise ValueError(f"Feedback-ID {feedback_id!r}: printable ASCII without spaces only")
-        # "=_" never occurs in quoted-printable output, so no body line can look like this boundary.
-        boundary = f"=_herald_{secrets.token_hex(12)}"
+        # "=_" never occurs in quoted-printable or base64 output, so no body line can look like a boundary.
+        # An invitation's two boundaries are as long as each other and differ, so neither begins the other.
+        token = secrets.token_hex(12)
+        boundary = f"=_herald_{token}" if calendar is None else f"=_herald_a{token}"
+        outer = f"=_herald_m{token}"
+        alternative = _fold("Content-Type", ["multipart/alternative;", f'boundary="{boundary}"'])
         head = [header("Subject", subject_prefix + compiled.subject), f"List-Id: <{settings.list_id}>",
                 f"Feedback-ID: {feedback_id}:herald", "Auto-Submitted: auto-generated", "MIME-Version: 1.0",
-                _fold("Content-Type", ["multipart/alternative;", f'boundary="{boundary}"'])]
+                alternative if calendar is None else _fold("Content-Type", ["multipart/mixed;", f'boundary="{outer}"'])]
         separator = f"\r\n--{boundary}\r\n".encode()
-        frame = (separator + _part_head("plain"), separator + _part_head("html"), f"\r\n--{boundary}--\r\n".encode())
+        if calendar is None:
+            frame = (separator + _part_head("plain"), separator + _part_head("html"), f"\r\n--{boundary}--\r\n".encode())
+        else:
+            frame = (f"\r\n--{outer}\r\n{alternative}\r\n".encode() + separator + _part_head("plain"),
+                     separator + _part_head("html"),
+                     separator + _base64_head(header("Content-Type", content_type(calendar.method))))
 
         body: list[bytes] = []
         holes: list[tuple[int, int, SlotTemplate, bool]] = []
@@ -208,11 +241,32 @@ class Skeleton:
                     holes.append((len(body), kind, SlotTemplate(piece), more))
                     body.append(b"")
         body.append(frame[2])
+
+        attendee: CalendarTemplate | None = None
+        fixed, calendar_holes = 0, []
+        if calendar is not None:
+            # A PUBLISH is the same for everyone. A REQUEST or CANCEL names its recipient in one line
+            # near the end: the lines before it are encoded here, in whole base64 lines (57 octets each).
+            if calendar.method == "PUBLISH":
+                encoded = base64_lines(calendar.without_attendee())
+            else:
+                attendee, fixed = calendar, len(calendar.head) - len(calendar.head) % _B64_OCTETS
+                encoded = base64_lines(calendar.head[:fixed])
+            attachment = (f"\r\n--{boundary}--\r\n\r\n--{outer}\r\n".encode()
+                          + _base64_head('Content-Type: application/ics; name="invite.ics"\r\n'
+                                         'Content-Disposition: attachment; filename="invite.ics"'))
+            for part in ([encoded], [attachment, encoded]):  # inline (its head is frame[2]), then attached
+                body += part
+                if attendee is not None:
+                    calendar_holes.append(len(body))
+                    body.append(b"")
+            body.append(f"\r\n--{outer}--\r\n".encode())
         return cls(domain=settings.org_email.rpartition("@")[2], _edition=compiled,
                    _from=(_address("From", settings.org_name, settings.org_email) + "\r\n").encode("ascii"),
                    _head=("\r\n".join(head) + "\r\n").encode("ascii"),
                    _mailto=f"<mailto:{settings.org_email}?subject=unsubscribe>",
-                   _body=tuple(body), _holes=tuple(holes), _frame=frame)
+                   _body=tuple(body), _holes=tuple(holes), _frame=frame,
+                   _calendar=attendee, _calendar_fixed=fixed, _calendar_holes=tuple(calendar_holes))
 
     def build(self, recipient: Recipient, *, message_id: str, sent_at: datetime) -> bytes:
         """The complete message for `recipient`, CRLF line ends throughout."""
@@ -234,6 +288,11 @@ class Skeleton:
         body = list(self._body)
         for position, kind, fragment, more in self._holes:
             body[position] = _qp_piece(fragment.fill(values[kind]), more)
+        if self._calendar is not None:
+            own = self._calendar.for_attendee(recipient.name, recipient.email)
+            encoded = base64_lines(own[self._calendar_fixed:])
+            for position in self._calendar_holes:
+                body[position] = encoded
         return head + body
 
 

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from subscribers.models import Base, one_of
@@ -39,6 +47,8 @@ class Campaign(Base):
     updated_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # An event message's revision of the event (its iCalendar SEQUENCE), fixed when it starts sending.
+    revision: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (one_of("state", CAMPAIGN_STATES),)
 
@@ -62,4 +72,56 @@ class Delivery(Base):
         UniqueConstraint("campaign_id", "subscriber_id", name="uq_deliveries_campaign_subscriber"),
         Index("ix_deliveries_campaign_state", "campaign_id", "state", "subscriber_id"),
         one_of("state", DELIVERY_STATES),
+    )
+
+
+RSVP_ANSWERS: tuple[str, ...] = ("yes", "maybe", "no")
+
+
+class Event(Base):
+    """An event whose invitation went out: what was announced, revision by revision, and the answers."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item: Mapped[str] = mapped_column(String(300), unique=True)  # as Campaign.item
+    created_at: Mapped[datetime]
+
+
+class EventRevision(Base):
+    """What the invitees were told, as of one SEQUENCE: 0 the invitation, then each update and the cancellation."""
+
+    __tablename__ = "event_revisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    sequence: Mapped[int] = mapped_column(Integer)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    timezone: Mapped[str] = mapped_column(String(64))
+    place: Mapped[str] = mapped_column(Text, default="")  # venue address and city, as in meta.yaml
+    join_url: Mapped[str] = mapped_column(Text, default="")
+    cancelled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("event_id", "sequence", name="uq_event_revisions_sequence"),)
+
+
+class Rsvp(Base):
+    """One invitee's answer. A yes over capacity waits in line (`queued_at`) until a place frees up."""
+
+    __tablename__ = "rsvps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    answer: Mapped[str] = mapped_column(String(8))
+    answered_at: Mapped[datetime]
+    queued_at: Mapped[datetime | None]  # on the waitlist since; None once they have a place (or said maybe/no)
+    promoted_at: Mapped[datetime | None]  # moved from the waitlist to a place; the sweep tells them
+
+    __table_args__ = (
+        UniqueConstraint("event_id", "subscriber_id", name="uq_rsvps_event_subscriber"),
+        Index("ix_rsvps_event_answer", "event_id", "answer"),
+        one_of("answer", RSVP_ANSWERS),
     )

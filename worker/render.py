@@ -11,7 +11,7 @@ import html
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -23,10 +23,21 @@ from worker.content import EventMeta, Item
 from worker.i18n import Catalogue, day, load_catalogues, when
 from worker.markdown import LinkList
 from worker.settings import Settings
-from worker.views import language_block
+from worker.views import Change, language_block
 
 EDITIONS: dict[str, tuple[str, ...]] = {"ro": ("ro",), "en": ("en",), "both": ("ro", "en")}
-MESSAGES: dict[str, tuple[str, ...]] = {"newsletter": ("newsletter",), "event": ("invitation", "reminder")}
+MESSAGES: dict[str, tuple[str, ...]] = {
+    "newsletter": ("newsletter",),
+    "event": ("invitation", "update", "reminder", "cancellation", "followup", "waitlist"),
+}
+
+
+def messages_of(item: Item) -> tuple[str, ...]:
+    """The messages an item can send: a follow-up only when its meta.yaml has one."""
+    return tuple(message for message in MESSAGES[item.kind]
+                 if message != "followup" or getattr(item.meta, "follow_up", None))
+
+
 LINK_PURPOSES = ("view", "unsubscribe", "preferences", "rsvp_yes", "rsvp_no", "rsvp_maybe", "confirm")
 CONFIRMATION = "confirmation"  # the double opt-in message: no content item, only the catalogues
 
@@ -93,7 +104,7 @@ class CompiledEdition:
     html: SlotTemplate
     text: SlotTemplate
     catalogues: Mapping[str, Catalogue]
-    event: EventMeta | None
+    event_span: tuple[datetime, datetime] | None  # an event's start and end, in its zone
 
     @property
     def link_purposes(self) -> tuple[str, ...]:
@@ -119,15 +130,15 @@ class CompiledEdition:
             t = self.catalogues[language].strings
             yield f"greeting_{language}", (t["greeting"].format(name=recipient.name) if recipient.name
                                             else t["greeting_anonymous"])
-            yield f"local_time_{language}", _local_time(self.event, recipient.timezone, language, t["your_time"])
+            yield f"local_time_{language}", _local_time(self.event_span, recipient.timezone, language, t["your_time"])
 
 
 @lru_cache(maxsize=4096)
-def _local_time(event: EventMeta | None, zone_name: str | None, language: str, pattern: str) -> str:
+def _local_time(span: tuple[datetime, datetime] | None, zone_name: str | None, language: str, pattern: str) -> str:
     """The event's time on the recipient's clock, or nothing when the clocks agree."""
-    if event is None or not zone_name:
+    if span is None or not zone_name:
         return ""
-    start, end = event.aware(event.start), event.aware(event.end)
+    start, end = span
     zone = ZoneInfo(zone_name)
     if start.astimezone(zone).utcoffset() == start.utcoffset():
         return ""
@@ -150,9 +161,12 @@ class Renderer:
         )
         self.env.globals.update(slot=slot)
 
-    def compile(self, item: Item, edition: str, message: str) -> CompiledEdition:
+    def compile(self, item: Item, edition: str, message: str, change: Change | None = None) -> CompiledEdition:
+        """`change` is an update's (before, now); every other message is rendered from the item alone."""
+        if message == "followup" and not (isinstance(item.meta, EventMeta) and item.meta.follow_up):
+            raise ValueError(f"{item.slug} has no follow_up in meta.yaml; add one to send a follow-up")
         links = LinkList()
-        blocks = [language_block(item, language, self.catalogues, links) for language in EDITIONS[edition]]
+        blocks = [language_block(item, language, self.catalogues, links, change) for language in EDITIONS[edition]]
         return self._compile(item.slug, edition, message, blocks, links,
                              item.meta if isinstance(item.meta, EventMeta) else None)
 
@@ -183,13 +197,20 @@ class Renderer:
             # Both parts end in one newline, as MIME bodies do, so the .eml holds them byte for byte.
             html=SlotTemplate.parse(compile_mjml(mjml).rstrip("\n") + "\n"),
             text=SlotTemplate.parse(text.rstrip("\n") + "\n"),
-            catalogues=self.catalogues, event=event,
+            catalogues=self.catalogues,
+            event_span=(event.aware(event.start), event.aware(event.end)) if event else None,
         )
 
     @staticmethod
     def _subject(block: dict, message: str) -> str:
-        if message == "reminder":
-            return block["t"]["reminder_subject"].format(title=block["title"])
+        t = block["t"]
+        if message == "update":
+            return t["update_subject"].format(subject=block["subject"])
+        if message == "followup":
+            return block["follow_up"]["subject"]
+        if message in ("reminder", "cancellation", "waitlist"):
+            key = {"reminder": "reminder_subject", "cancellation": "cancel_subject", "waitlist": "waitlist_subject"}
+            return t[key[message]].format(title=block["title"])
         return block["subject"]
 
 

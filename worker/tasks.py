@@ -17,7 +17,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache, lru_cache, partial
 
 import redis
@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from subscribers.db import open_store
 from subscribers.tokens import EXPIRES, Signer
-from worker import campaigns, clock, control
+from worker import campaigns, clock, control, event_calendar, events
 from worker.celery_app import QUEUE, app
-from worker.content import load_item
+from worker.content import Item, load_item
 from worker.mime import Skeleton
 from worker.models import Campaign
 from worker.problems import ContentInvalid
@@ -36,6 +36,7 @@ from worker.ratelimit import RateLimiter
 from worker.render import CONFIRMATION, EDITIONS, Recipient, Renderer
 from worker.settings import Settings, load_settings
 from worker.smtp import SmtpSender, parse_smtp_url
+from worker.views import Change
 
 log = get_task_logger(__name__)
 CHECK_STATE_SECONDS = 0.5  # how soon a running batch notices a pause or cancel
@@ -69,19 +70,36 @@ class Edition:
     link_purposes: tuple[str, ...]
 
 
+def _campaign_editions(session: Session, campaign: Campaign) -> dict[str, Edition]:
+    change = None
+    if campaign.message == events.UPDATE:
+        now, before = events.announced_revision(session, campaign.item, campaign.revision)
+        change = (before, now) if before else None
+    return _editions(campaign.id, campaign.item, campaign.message, campaign.revision, campaign.started_at, change)
+
+
 @lru_cache(maxsize=16)  # a worker lives through many campaigns; a few are sending at once
-def _editions(campaign_id: int, item_path: str, message: str) -> dict[str, Edition]:
-    """Each edition compiled once per worker process and campaign (stage 1), with its MIME skeleton."""
+def _editions(campaign_id: int, item_path: str, message: str, revision: int | None, started_at: datetime | None,
+              change: Change | None) -> dict[str, Edition]:
+    """Each edition compiled once per worker process and campaign (stage 1), with its MIME skeleton and,
+    for an invitation, update or cancellation, its calendar (SEQUENCE = the campaign's revision)."""
     r = resources()
+    item = None
     if message == CONFIRMATION:
         expires = (clock.now() + EXPIRES["confirm"]).date()  # links signed later expire later still
         compile_edition = partial(r.renderer.compile_confirmation, expires=expires)
     else:
-        compile_edition = partial(r.renderer.compile, load_item(r.settings.content_dir / item_path), message=message)
+        item = load_item(r.settings.content_dir / item_path)
+        compile_edition = partial(r.renderer.compile, item, message=message, change=change)
     editions = {}
     for edition in EDITIONS:
         compiled = compile_edition(edition=edition)
-        skeleton = Skeleton.prepare(compiled, r.settings, feedback_id=f"campaign-{campaign_id}:{message}:{edition}")
+        calendar = None
+        if item is not None and item.kind == "event":
+            calendar = event_calendar.for_message(item, compiled.language, message, revision or 0, r.settings,
+                                                  started_at or clock.now())
+        skeleton = Skeleton.prepare(compiled, r.settings, feedback_id=f"campaign-{campaign_id}:{message}:{edition}",
+                                    calendar=calendar)
         editions[edition] = Edition(skeleton, compiled.link_purposes)
     return editions
 
@@ -101,8 +119,11 @@ def start(campaign_id: int) -> None:
         if campaign is None or campaign.state != "sending":
             return
         try:
-            where = campaigns.audience(campaign, r.settings.content_dir)
-            _editions(campaign.id, campaign.item, campaign.message)
+            item = None if campaign.message == CONFIRMATION else load_item(r.settings.content_dir / campaign.item)
+            if item is not None and item.kind == "event" and not _event_ready(session, campaign, item):
+                return
+            where = control.audience_of(campaign, item, r.settings)
+            _campaign_editions(session, campaign)
         except ContentInvalid as error:
             campaigns.move(campaign, "failed", clock.now(), f"content is invalid, nothing was sent: {_problems(error)}")
             session.commit()
@@ -116,6 +137,18 @@ def start(campaign_id: int) -> None:
                 send_batch.delay(batch.campaign_id, batch.first, batch.last)
             session.refresh(campaign)
         campaigns.finish_if_done(session, campaign_id, clock.now())
+
+
+def _event_ready(session: Session, campaign: Campaign, item: Item) -> bool:
+    """Fix the revision an event message carries; an invitation or reminder of a cancelled event stops here."""
+    if campaign.message in events.STOPPED_BY_CANCELLATION and events.is_cancelled(session, campaign.item):
+        campaigns.move(campaign, "cancelled", clock.now(), "the event is cancelled")
+        session.commit()
+        return False
+    if campaign.revision is None:
+        campaign.revision = events.revision_for(session, campaign, item, clock.now())
+        session.commit()
+    return True
 
 
 def dispatch(session: Session, campaign_id: int, tag: str | None = None) -> None:
@@ -134,7 +167,7 @@ def send_batch(campaign_id: int, first: int, last: int) -> None:
         if campaign is None or campaign.state != "sending":
             return
         try:
-            editions = _editions(campaign.id, campaign.item, campaign.message)
+            editions = _campaign_editions(session, campaign)
         except ContentInvalid as error:
             campaigns.pause(session, campaign_id, clock.now(), f"content became invalid: {_problems(error)}")
             return
@@ -212,6 +245,7 @@ def sweep() -> None:
             confirmation = campaigns.confirmation_due(session, now)
             if confirmation is not None:
                 started.append(confirmation)
+            started += events.promotions_due(session, now)  # tell whoever moved up from a waitlist
             for campaign_id in started:
                 start.delay(campaign_id)
             stale = now - timedelta(seconds=r.settings.lease_seconds)

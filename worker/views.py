@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
 from worker import calendar_links
+from worker.announcement import Announced
 from worker.content import EventMeta, Item, NewsletterMeta
+
+Change = tuple[Announced, Announced]  # (as told before, as told now)
 from worker.i18n import Catalogue, day, when
 from worker.markdown import LinkList, to_html, to_text
 
@@ -28,8 +32,10 @@ def prose(source: str, links: LinkList) -> Prose:
     return Prose(html=to_html(source), text=to_text(source, links))
 
 
-def language_block(item: Item, language: str, catalogues: dict[str, Catalogue], links: LinkList) -> dict[str, Any]:
-    """The view of `item` in `language` (or its stand-in, whose language the block then carries)."""
+def language_block(item: Item, language: str, catalogues: dict[str, Catalogue], links: LinkList,
+                   change: Change | None = None) -> dict[str, Any]:
+    """The view of `item` in `language` (or its stand-in, whose language the block then carries);
+    `change` (what invitees were told before, what they are told now) makes an event's update."""
     text = item.text(language)
     t = catalogues[text.language].strings
     block: dict[str, Any] = {"lang": text.language, "t": t, "subject": text.front.subject,
@@ -38,6 +44,7 @@ def language_block(item: Item, language: str, catalogues: dict[str, Catalogue], 
         block.update(_newsletter(item.meta, text, t, links))
     else:
         block.update(_event(item.meta, text, t, links))
+        block["changes"] = _changes(change, lang=text.language, t=t) if change else []
     return block
 
 
@@ -81,6 +88,30 @@ def _event(meta: EventMeta, text, t: dict, links: LinkList) -> dict[str, Any]:
         "rsvp_question": t["rsvp_question"].format(when=when(meta.aware(meta.rsvp_deadline), lang)),
         "capacity": t["capacity"].format(capacity=meta.capacity) if meta.capacity else None,
         "reminder_intro": t["reminder_intro"].format(title=front.title),
+        "cancel_intro": t["cancel_intro"].format(title=front.title, when=when(start, lang, end)),
+        "cancel_contact": t["cancel_contact"].format(name=meta.contact.name, email=meta.contact.email),
+        "waitlist_intro": t["waitlist_intro"].format(title=front.title),
+        "follow_up": _follow_up(meta, front, t, links),
         "calendar": [(t["google_calendar"], calendar_links.google(front.title, start, end, location, details)),
                      (t["outlook_calendar"], calendar_links.outlook(front.title, start, end, location, details))],
     }
+
+
+def _follow_up(meta: EventMeta, front, t: dict, links: LinkList) -> dict[str, Any] | None:
+    if meta.follow_up is None or front.follow_up is None:
+        return None
+    words = front.follow_up
+    return {"subject": words.subject, "thanks": t["followup_thanks"].format(title=front.title),
+            "text": prose(words.text, links),
+            "links": [(words.links[name], url) for name, url in meta.follow_up.links.items()]}
+
+
+def _changes(change: Change, *, lang: str, t: dict) -> list[dict[str, str]]:
+    """Each changed field with what it was and what it is, in the message's language."""
+    before, after = change
+    shown = {"time": lambda told: when(told.starts_at.astimezone(ZoneInfo(told.timezone)), lang,
+                                       told.ends_at.astimezone(ZoneInfo(told.timezone))),
+             "place": lambda told: told.place or t["online"],
+             "join_url": lambda told: told.join_url or "–"}
+    return [{"label": t[f"changed_{name}"], "was": t["update_was"].format(old=shown[name](before)),
+             "now": t["update_now"].format(new=shown[name](after))} for name in after.changes_from(before)]
