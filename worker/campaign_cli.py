@@ -135,8 +135,9 @@ def sync() -> None:
     with open_store(settings)() as session:
         changed, broken = control.sync(session, settings)
         for campaign in changed:
-            console.print(f"Campaign {campaign.id}: {campaign.message} of {campaign.item} scheduled for "
-                          f"{campaign.send_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC to '{campaign.segment}'")
+            when = (f"scheduled for {campaign.send_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if campaign.send_at
+                    else "sending now")
+            console.print(f"Campaign {campaign.id}: {campaign.message} of {campaign.item} {when} to '{campaign.segment}'")
     if not changed:
         console.print("Every send_at already has its campaign.")
     for error in broken:

@@ -223,6 +223,7 @@ def record(session: Session, event: Event, subscriber_id: int, answer: str, capa
         rsvp = Rsvp(event_id=event.id, subscriber_id=subscriber_id, answer=answer, answered_at=now)
         session.add(rsvp)
     rsvp.answer, rsvp.answered_at = answer, now
+    session.flush()  # the row has its id before the places are counted without it
     if answer != "yes":
         rsvp.queued_at = rsvp.promoted_at = None
     elif not had_place and rsvp.queued_at is None:
