@@ -18,7 +18,8 @@ def test_render_writes_html_text_and_eml_per_edition(tmp_path: Path):
 
     assert result.exit_code == 0, result.output
     written = sorted(p.name for p in (tmp_path / "event").iterdir())
-    assert written == sorted(f"{m}.{e}.{x}" for m in ("invitation", "reminder")
+    # Every message of an event without a follow_up in its meta.yaml.
+    assert written == sorted(f"{m}.{e}.{x}" for m in ("invitation", "update", "reminder", "cancellation", "waitlist")
                              for e in ("ro", "en", "both") for x in ("html", "txt", "eml"))
     parsed = parse_eml((tmp_path / "event" / "invitation.both.eml").read_bytes())
     assert parsed["Subject"].startswith("Invitație: reuniunea partenerilor DI4C la Botoșani / Invitation:")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -98,3 +99,15 @@ def when(moment: datetime, language: str, end: datetime | None = None) -> str:
 
 def day(value: date, language: str) -> str:
     return format_date(value, "d MMMM y", locale=language)
+
+
+@lru_cache(maxsize=4096)
+def local_time(span: tuple[datetime, datetime] | None, zone_name: str | None, language: str, pattern: str) -> str:
+    """An event's time on someone else's clock (`pattern` holds `{when}`), or nothing when the clocks agree."""
+    if span is None or not zone_name:
+        return ""
+    start, end = span
+    zone = ZoneInfo(zone_name)
+    if start.astimezone(zone).utcoffset() == start.utcoffset():
+        return ""
+    return pattern.format(when=when(start.astimezone(zone), language, end.astimezone(zone)))

@@ -12,15 +12,13 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 import mrml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 from worker.content import EventMeta, Item
-from worker.i18n import Catalogue, day, load_catalogues, when
+from worker.i18n import Catalogue, day, load_catalogues, local_time
 from worker.markdown import LinkList
 from worker.settings import Settings
 from worker.views import Change, language_block
@@ -130,19 +128,7 @@ class CompiledEdition:
             t = self.catalogues[language].strings
             yield f"greeting_{language}", (t["greeting"].format(name=recipient.name) if recipient.name
                                             else t["greeting_anonymous"])
-            yield f"local_time_{language}", _local_time(self.event_span, recipient.timezone, language, t["your_time"])
-
-
-@lru_cache(maxsize=4096)
-def _local_time(span: tuple[datetime, datetime] | None, zone_name: str | None, language: str, pattern: str) -> str:
-    """The event's time on the recipient's clock, or nothing when the clocks agree."""
-    if span is None or not zone_name:
-        return ""
-    start, end = span
-    zone = ZoneInfo(zone_name)
-    if start.astimezone(zone).utcoffset() == start.utcoffset():
-        return ""
-    return pattern.format(when=when(start.astimezone(zone), language, end.astimezone(zone)))
+            yield f"local_time_{language}", local_time(self.event_span, recipient.timezone, language, t["your_time"])
 
 
 class Renderer:

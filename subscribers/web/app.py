@@ -13,8 +13,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 
+from subscribers.web.event_feed import create_event_feed
 from subscribers.web.links import Links
 from subscribers.web.preferences import create_preferences
+from subscribers.web.rsvp import create_rsvp
 from subscribers.web.subscribe import EMBED_PREFIX, create_subscribe
 from subscribers.web.unsubscribe import create_unsubscribe
 from subscribers.web.view import ARCHIVE_PREFIX, VIEW_PREFIX, create_view
@@ -29,7 +31,8 @@ def create_pages(settings: Settings, sessions: sessionmaker[Session]) -> APIRout
     def stylesheet() -> FileResponse:
         return FileResponse(settings.templates_dir / "web" / "herald.css", media_type="text/css")
 
-    for flow in (create_unsubscribe, create_view, create_subscribe, create_preferences):
+    for flow in (create_unsubscribe, create_view, create_subscribe, create_preferences, create_rsvp,
+                 create_event_feed):
         router.include_router(flow(links))
     return router
 

@@ -1,0 +1,54 @@
+"""`herald events attendees SLUG [--csv]`: who answered an invitation, for the organiser's list at the door."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from datetime import UTC
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from subscribers.db import open_store
+from worker import events
+from worker.settings import load_settings
+
+CSV_COLUMNS = ("name", "organisation", "country", "email", "answer", "answered_at")
+
+events_app = typer.Typer(help="Events: the answers to their invitations.", no_args_is_help=True)
+console = Console()
+errors = Console(stderr=True, soft_wrap=True)
+
+
+@events_app.command()
+def attendees(
+    slug: Annotated[str, typer.Argument(help="The event's folder name under content/events/.")],
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV on standard output (UTF-8), nothing else.")] = False,
+) -> None:
+    """Every answer (yes, the waiting list in order, maybe, no) and the counts, with who has not answered."""
+    settings = load_settings()
+    item_key = f"events/{slug}"  # as campaigns name their item: the folder relative to the content directory
+    with open_store(settings)() as session:
+        known = events.event_of(session, item_key) is not None
+        people, counts = events.attendees(session, item_key)
+    if not known and not (settings.content_dir / item_key / "meta.yaml").is_file():
+        found = sorted(path.parent.name for path in (settings.content_dir / "events").glob("*/meta.yaml"))
+        errors.print(f"No event '{slug}' in {settings.content_dir / 'events'} nor in the store; "
+                     f"there are: {', '.join(found) or 'none'}", markup=False, highlight=False)
+        raise typer.Exit(1)
+    if as_csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows((person.name, person.organisation, person.country, person.email, person.answer,
+                          person.answered_at.astimezone(UTC).isoformat()) for person in people)
+        return
+    table = Table("name", "organisation", "country", "answer", "answered (UTC)", title=f"Answers: {slug}")
+    for person in people:
+        table.add_row(*map(Text, (person.name, person.organisation, person.country, person.answer,
+                                  f"{person.answered_at.astimezone(UTC):%Y-%m-%d %H:%M}")))
+    console.print(table)
+    console.print(", ".join(f"{answer} {counts[answer]}" for answer in ("yes", "waitlist", "maybe", "no"))
+                  + f", unanswered {counts['unanswered']} of {counts['invited']} invited")
