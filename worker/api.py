@@ -35,7 +35,9 @@ class CampaignIn(BaseModel):
     item: str = Field(description="The content item folder, relative to the content directory.",
                       examples=["newsletters/2027-01-uia-transfer-networks"])
     segment: str | None = Field(None, description="A segment of content/segments.yaml; default: the item's audience.")
-    message: Literal["newsletter", "invitation", "reminder"] | None = None
+    message: Literal["newsletter", "invitation", "update", "reminder", "cancellation", "followup", "waitlist"] | None = \
+        Field(None, description="Default: the item's first message; for an event, what its invitees have not been "
+                                "told yet (the invitation, an update or the cancellation).")
     edition: Literal["ro", "en", "both"] | None = Field(None, description="Default: each subscriber's language.")
     # Aware only: a naive time would reach the store, which refuses it, as a 500.
     send_at: AwareDatetime | None = Field(None, description="With a time zone offset; default: now.")
