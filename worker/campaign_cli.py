@@ -10,7 +10,13 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,6 +25,7 @@ from subscribers.db import open_store
 from subscribers.tokens import Signer
 from worker import campaigns, clock, control
 from worker.content import Item, load_item
+from worker.event_calendar import preview_calendar
 from worker.mime import Skeleton, message_id
 from worker.models import Campaign
 from worker.problems import ContentInvalid, display_path
@@ -95,7 +102,8 @@ def _test_send(session: Session, settings: Settings, item: Item, message: str, e
             chosen = edition or (person.language if person else "both")
             compiled = renderer.compile(item, chosen, message)
             skeleton = Skeleton.prepare(compiled, settings, feedback_id=f"test:{message}:{chosen}",
-                                        subject_prefix="[TEST] ")
+                                        subject_prefix="[TEST] ",
+                                        calendar=preview_calendar(item, compiled.language, message, settings))
             links = signer.links(settings.base_url, person.id if person else 0, None, compiled.link_purposes)
             recipient = Recipient(email=address, name=person.name if person else "",
                                   timezone=person.timezone if person else None, links=links)

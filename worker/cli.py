@@ -16,6 +16,7 @@ from subscribers.db import open_store
 from worker import campaign_cli, clock, control, events_cli, services
 from worker.check import check, fix_cedillas, unannounced_changes
 from worker.content import Item, find_items, load_item
+from worker.event_calendar import preview_calendar
 from worker.mime import build_eml
 from worker.problems import ContentInvalid, display_path
 from worker.render import EDITIONS, Renderer, messages_of, sample_recipient
@@ -54,7 +55,9 @@ def write_rendered(item: Item, renderer: Renderer, editions: list[str], messages
             stem = folder / f"{message}.{edition}"
             Path(f"{stem}.html").write_text(rendered.html, encoding="utf-8")
             Path(f"{stem}.txt").write_text(rendered.text, encoding="utf-8")
-            Path(f"{stem}.eml").write_bytes(build_eml(compiled, recipient, settings, feedback_id=f"render:{message}:{edition}"))
+            calendar = preview_calendar(item, compiled.language, message, settings)
+            Path(f"{stem}.eml").write_bytes(build_eml(compiled, recipient, settings, calendar=calendar,
+                                                      feedback_id=f"render:{message}:{edition}"))
             written.append((message, edition, stem))
     return written
 

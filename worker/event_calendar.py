@@ -6,7 +6,7 @@ public `/events/{slug}.ics`) updates the same calendar entry; SEQUENCE is the st
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from worker.content import EventMeta, Item
 from worker.events import CANCELLATION, INVITATION, UPDATE
@@ -48,3 +48,10 @@ def for_message(item: Item, language: str, message: str, sequence: int, settings
 def public(item: Item, language: str, sequence: int, settings: Settings, now: datetime) -> bytes:
     """The event for anyone to subscribe to (`/events/{slug}.ics`): PUBLISH, cancelled when it is off."""
     return prepare(item, language, "PUBLISH", sequence, settings, now).without_attendee()
+
+
+def preview_calendar(item: Item, language: str, message: str, settings: Settings) -> CalendarTemplate | None:
+    """The calendar of a preview or test copy (`herald render`, `herald send --test-to`): SEQUENCE 0, stamped now."""
+    if item.kind != "event":
+        return None
+    return for_message(item, language, message, 0, settings, datetime.now(UTC))

@@ -297,7 +297,7 @@ class Skeleton:
 
 
 def build_eml(compiled: CompiledEdition, recipient: Recipient, settings: Settings, *, feedback_id: str,
-              sent_at: datetime | None = None) -> bytes:
+              sent_at: datetime | None = None, calendar: CalendarTemplate | None = None) -> bytes:
     """One message on its own (`herald render`): the campaign writer, prepared for a single use."""
-    skeleton = Skeleton.prepare(compiled, settings, feedback_id=feedback_id)
+    skeleton = Skeleton.prepare(compiled, settings, feedback_id=feedback_id, calendar=calendar)
     return skeleton.build(recipient, message_id=message_id(skeleton.domain), sent_at=sent_at or datetime.now(UTC))
