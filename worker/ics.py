@@ -93,11 +93,12 @@ def escape_text(value: str) -> str:
 
 
 def param_value(value: str) -> str:
-    """A parameter value: RFC 6868 for ^, newline and double quote; quoted when it holds , ; or :."""
+    """A parameter value: RFC 6868 for ^, newline and double quote; quoted when it holds , ; : or a backslash, or
+    starts or ends with a space (parsers strip an unquoted value's)."""
     value = value.replace("\r\n", "\n").replace("\r", "\n")
     value = value.replace("^", "^^").replace("\n", "^n").replace('"', "^'")
     value = _CONTROLS.sub("", value)
-    return f'"{value}"' if any(ch in value for ch in ",;:") else value
+    return f'"{value}"' if any(ch in value for ch in ',;:\\') or value != value.strip() else value
 
 
 def fold(line: str) -> bytes:
