@@ -21,18 +21,17 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache
 from itertools import islice
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
+from measure import Figures, in_fresh_process, peak_rss_mib, reset_peak_rss, rss_mib
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import ColumnElement, Engine, Select, and_, func, insert, select, text
@@ -61,59 +60,6 @@ _T = TypeVar("_T")
 console = Console(width=None if sys.stdout.isatty() else 150)  # a log file keeps whole table rows
 
 
-# ---- measuring -----------------------------------------------------------------------------------
-
-def _status_mib(key: str) -> float:
-    with open("/proc/self/status", encoding="ascii") as status:
-        line = next(line for line in status if line.startswith(f"{key}:"))
-    return int(line.split()[1]) / 1024
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident set since exec or `reset_peak_rss`.
-
-    Not `getrusage().ru_maxrss`: a spawned child inherits its parent's peak in that figure (Linux carries
-    the pre-exec image's high-water mark over), so after the 1M-row load every child would report the parent.
-    """
-    return _status_mib("VmHWM")
-
-
-def rss_mib() -> float:
-    return _status_mib("VmRSS")
-
-
-def reset_peak_rss() -> None:
-    """Start the high-water mark again from the current RSS (Linux >= 4.0)."""
-    Path("/proc/self/clear_refs").write_text("5", encoding="ascii")
-
-
-def in_fresh_process(work: Callable[..., _T], *args: Any) -> _T:
-    """`work(*args)` in a newly spawned interpreter, so its peak RSS owes nothing to earlier runs."""
-    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(work, *args).result()
-
-
-@dataclass
-class Figures:
-    """Samples by measurement, in the order first recorded; `unit` and `digits` say how to print them."""
-
-    samples: dict[str, list[float]] = field(default_factory=dict)
-    units: dict[str, tuple[str, int]] = field(default_factory=dict)
-
-    def add(self, name: str, value: float, unit: str, digits: int = 0) -> None:
-        self.samples.setdefault(name, []).append(value)
-        self.units[name] = (unit, digits)
-
-    def show(self, name: str) -> str:
-        if name not in self.samples:
-            return "–"
-        values, (unit, digits) = sorted(self.samples[name]), self.units[name]
-        number = f"{{:,.{digits}f}}".format
-        if len(values) == 1:
-            return f"{number(values[0])} {unit}".rstrip()
-        return f"{number(statistics.median(values))} {unit} ({number(values[0])}–{number(values[-1])})"
-
-
 # ---- databases -----------------------------------------------------------------------------------
 
 def bench_settings(url: str) -> Settings:
@@ -127,7 +73,7 @@ def postgres_server(url: str | None, workdir: Path) -> Iterator[str]:
         yield url
         return
     sys.path.append(str(Path(__file__).resolve().parent.parent / "tests"))
-    from servers import embedded_postgres  # noqa: PLC0415 - only when no server is given
+    from servers import embedded_postgres
 
     with embedded_postgres(workdir / "postgres") as admin_url:
         yield admin_url

@@ -181,13 +181,14 @@ def send_batch(campaign_id: int, first: int, last: int) -> None:
 def _send(session: Session, r: Resources, campaign: Campaign, editions: dict[str, Edition], token: str,
           rows: list[campaigns.Claimed], lease: timedelta) -> None:
     settings = r.settings
-    streak_key = f"herald:campaign:{campaign.id}:failures"
+    streak = FailureStreak(r.redis, f"herald:campaign:{campaign.id}:failures")
     checked = renewed = time.monotonic()
     domain = settings.org_email.rpartition("@")[2]
     with SmtpSender(parse_smtp_url(settings.smtp_url)) as smtp:
         for row in rows:
             if time.monotonic() - checked > CHECK_STATE_SECONDS:
                 checked = time.monotonic()
+                streak.flush()
                 if campaigns.state_of(session, campaign.id) != "sending":
                     campaigns.release(session, token)
                     return
@@ -211,7 +212,7 @@ def _send(session: Session, r: Resources, campaign: Campaign, editions: dict[str
             outcome = smtp.send(settings.org_email, row.email, message)
             if outcome.status == "sent":
                 campaigns.mark_sent(session, row.delivery_id, token, clock.now())
-                r.redis.delete(streak_key)
+                streak.success()
             elif outcome.status == "permanent":
                 campaigns.mark_bounced(session, row.delivery_id, token, row.subscriber_id, outcome.detail,
                                        clock.now(), settings.bounce_threshold, settings.secret_key)
@@ -220,13 +221,42 @@ def _send(session: Session, r: Resources, campaign: Campaign, editions: dict[str
                 wait = campaigns.backoff(attempts + 1, settings.retry_base_seconds, settings.retry_max_seconds)
                 campaigns.mark_temporary(session, row.delivery_id, token, clock.now(), outcome.detail,
                                          attempts, settings.max_attempts, wait)
-                if r.redis.incr(streak_key) >= settings.pause_after_failures:
+                if streak.failure() >= settings.pause_after_failures:
                     campaigns.pause(session, campaign.id, clock.now(),
                                     f"{settings.pause_after_failures} temporary SMTP failures in a row "
                                     f"(last: {outcome.detail}); the server looks down. Fix it, then resume.")
-                    r.redis.delete(streak_key)
+                    streak.reset()
                     campaigns.release(session, token)
                     return
+    streak.flush()
+
+
+class FailureStreak:
+    """Temporary failures in a row, shared by every worker of a campaign (a Redis counter).
+
+    A success resets it; telling Redis about each one cost a round trip per message, so a worker
+    remembers it and resets the counter before its next failure, at its next state check, or when
+    its batch ends: another worker's success reaches the count within CHECK_STATE_SECONDS.
+    """
+
+    def __init__(self, client: redis.Redis, key: str) -> None:
+        self.client, self.key, self._succeeded = client, key, False
+
+    def success(self) -> None:
+        self._succeeded = True
+
+    def failure(self) -> int:
+        """The streak after this failure."""
+        self.flush()
+        return self.client.incr(self.key)
+
+    def flush(self) -> None:
+        if self._succeeded:
+            self.reset()
+
+    def reset(self) -> None:
+        self._succeeded = False
+        self.client.delete(self.key)
 
 
 @app.task(name="herald.sweep")
