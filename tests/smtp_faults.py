@@ -20,8 +20,9 @@ _TEMPORARY = {421: "421 4.3.2 Service shutting down, try again later", 451: "451
 class FaultyOutbox(OutboxSink):
     """Counts connections (EHLOs) and accepted messages; refuses what `fail_next` and `unknown` say."""
 
-    def __init__(self, outbox: Path) -> None:
+    def __init__(self, outbox: Path, pipelining: bool = True) -> None:
         super().__init__(outbox)
+        self.pipelining = pipelining  # advertise RFC 2920, as Postfix does (aiosmtpd handles it, but does not say so)
         self.connections = 0
         self.accepted = 0
         self.unknown: set[str] = set()  # recipients answered 550 5.1.1 at RCPT, every time
@@ -46,7 +47,7 @@ class FaultyOutbox(OutboxSink):
                           responses: list[str]) -> list[str]:
         self.connections += 1
         session.host_name = hostname  # aiosmtpd leaves this to a handler that has an EHLO hook
-        return responses
+        return [*responses[:-1], "250-PIPELINING", responses[-1]] if self.pipelining else responses
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           options: list[str]) -> str:
@@ -79,5 +80,5 @@ class ScriptedSink(RunningSink):
 
     handler: FaultyOutbox
 
-    def __init__(self, outbox: Path, host: str = "127.0.0.1", port: int = 0) -> None:
-        super().__init__(FaultyOutbox(outbox), host, port)
+    def __init__(self, outbox: Path, host: str = "127.0.0.1", port: int = 0, *, pipelining: bool = True) -> None:
+        super().__init__(FaultyOutbox(outbox, pipelining), host, port)

@@ -19,9 +19,10 @@ FROM = "urbact@herald.localhost"
 MESSAGE = b"Subject: Buletin\r\nFrom: urbact@herald.localhost\r\n\r\nBun\xc4\x83 ziua\r\n"
 
 
-@pytest.fixture
-def sink(tmp_path: Path) -> Iterator[ScriptedSink]:
-    with ScriptedSink(tmp_path / "outbox") as running:
+@pytest.fixture(params=["pipelining", "one command at a time"])
+def sink(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ScriptedSink]:
+    """The sink with and without RFC 2920: every reply is sorted the same on both of the sender's paths."""
+    with ScriptedSink(tmp_path / "outbox", pipelining=request.param == "pipelining") as running:
         yield running
 
 

@@ -19,10 +19,11 @@ import random
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, true, update
+from sqlalchemy import ColumnElement, Update, and_, bindparam, case, exists, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -262,16 +263,32 @@ def release(session: Session, token: str) -> None:
     session.commit()
 
 
-def _settle(session: Session, delivery_id: int, token: str, **values: object) -> bool:
-    """Record a row's outcome if this batch still holds it; commits at once, so the ledger is the truth."""
-    result = session.execute(update(Delivery).where(Delivery.id == delivery_id, Delivery.claim == token)
-                             .values(claim=None, lease_until=None, **values), execution_options=_PLAIN)
+def _settle(session: Session, delivery_id: int, token: str, *, count_attempt: bool = False, **values: object) -> bool:
+    """Record a row's outcome if this batch still holds it; commits at once, so the ledger is the truth.
+
+    `count_attempt` adds one to the row's attempts in the same statement (else `values` may set them).
+    """
+    statement = _settle_statement(tuple(sorted(values)), count_attempt)
+    result = session.execute(statement, {"delivery_id": delivery_id, "token": token, **values})
     session.commit()
     return result.rowcount == 1
 
 
+@cache
+def _settle_statement(names: tuple[str, ...], count_attempt: bool) -> Update:
+    """One prepared UPDATE per kind of outcome, on the table, not the ORM class: building the statement and its
+    cache key for every message cost ten times the UPDATE itself (bench/README.md, "profile-driven fixes")."""
+    table = Delivery.__table__
+    values: dict[str, object] = {"claim": None, "lease_until": None}
+    values.update({name: bindparam(name, type_=table.c[name].type) for name in names})
+    if count_attempt:
+        values["attempts"] = table.c.attempts + 1
+    return (table.update().where(table.c.id == bindparam("delivery_id"), table.c.claim == bindparam("token"))
+            .values(values))
+
+
 def mark_sent(session: Session, delivery_id: int, token: str, now: datetime) -> bool:
-    return _settle(session, delivery_id, token, state="sent", sent_at=now, attempts=Delivery.attempts + 1, error="")
+    return _settle(session, delivery_id, token, count_attempt=True, state="sent", sent_at=now, error="")
 
 
 def mark_suppressed(session: Session, delivery_id: int, token: str) -> bool:
@@ -280,7 +297,7 @@ def mark_suppressed(session: Session, delivery_id: int, token: str) -> bool:
 
 def mark_failed(session: Session, delivery_id: int, token: str, detail: str) -> bool:
     """A message that can never be sent to this address (no retry would help)."""
-    return _settle(session, delivery_id, token, state="failed", attempts=Delivery.attempts + 1, error=detail)
+    return _settle(session, delivery_id, token, count_attempt=True, state="failed", error=detail)
 
 
 def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> timedelta:
@@ -306,7 +323,7 @@ def attempts_of(session: Session, delivery_id: int) -> int:
 def mark_bounced(session: Session, delivery_id: int, token: str, subscriber_id: int, detail: str, now: datetime,
                  threshold: int, secret_key: str) -> bool:
     """A 5xx for this address. At `threshold` hard bounces the person is bounced and suppressed; True then."""
-    _settle(session, delivery_id, token, state="bounced", attempts=Delivery.attempts + 1, error=detail)
+    _settle(session, delivery_id, token, count_attempt=True, state="bounced", error=detail)
     bounces = session.scalar(select(func.count()).select_from(Delivery).where(
         Delivery.subscriber_id == subscriber_id, Delivery.state == "bounced"))
     if bounces < threshold:
