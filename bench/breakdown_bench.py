@@ -18,22 +18,21 @@ resends every accepted message whose commit had not happened yet: up to that man
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import redis
-from measure import Figures, machine
+from measure import Figures, loopback_sink, machine
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from subscribers_bench import (
     fresh_database,
     load_postgres,
@@ -46,42 +45,16 @@ from subscribers.models import Subscriber
 from subscribers.tokens import Signer
 from subscribers.topics import load_topics
 from worker import campaigns, clock
-from worker.content import load_item
 from worker.mime import Skeleton
-from worker.models import Campaign, Delivery
-from worker.redis_server import free_port, redis_server
-from worker.render import EDITIONS, Recipient, Renderer
+from worker.models import Campaign
+from worker.redis_server import redis_server
+from worker.render import CompiledEdition
 from worker.settings import load_settings
-from worker.smtp import SmtpSender, parse_smtp_url
+from worker.smtp import SmtpSender
 
 ITEM = "newsletters/2027-01-uia-transfer-networks"
-STAGES = ("claim", "links", "stage 2 values", "MIME build", "SMTP", "ledger commit", "Redis streak reset")
+STAGES = ("claim", "links", "stage 2 values", "MIME build", "SMTP", "ledger commit", "Redis", "batch bookkeeping")
 console = Console(width=None if sys.stdout.isatty() else 150)
-
-
-@contextmanager
-def smtp_sink(kind: str, workdir: Path) -> Iterator[str]:
-    """An SMTP URL on loopback: Postfix's smtp-sink (discards) or Herald's own sink (writes .eml files)."""
-    port = free_port()
-    if kind == "smtp-sink":
-        process = subprocess.Popen(["/usr/sbin/smtp-sink", "-u", "nobody", f"127.0.0.1:{port}", "1024"])
-    else:
-        outbox = workdir / "outbox"
-        serve = (f"import time; from pathlib import Path; from worker.sink import start_sink; "
-                 f"start_sink(Path({str(outbox)!r}), port={port}); time.sleep(10**6)")
-        process = subprocess.Popen([sys.executable, "-c", serve])
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with SmtpSender(parse_smtp_url(f"smtp://127.0.0.1:{port}?security=none"))._connect():
-                break
-        except OSError:
-            time.sleep(0.05)
-    try:
-        yield f"smtp://127.0.0.1:{port}?security=none"
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def load(backend: str, url: str, count: int, content_dir: Path) -> None:
@@ -90,60 +63,76 @@ def load(backend: str, url: str, count: int, content_dir: Path) -> None:
     engine.dispose()
 
 
-def send_loop(settings, sessions, client: redis.Redis, count: int, figures: Figures) -> None:
-    """One campaign to everyone, with every step of `_send` timed; adds µs per recipient by stage."""
-    item = load_item(settings.content_dir / ITEM)
-    renderer, signer = Renderer(settings), Signer.from_settings(settings)
-    editions = {}
-    for edition in EDITIONS:
-        compiled = renderer.compile(item, edition, "newsletter")
-        editions[edition] = (Skeleton.prepare(compiled, settings, feedback_id=f"bench:{edition}"), compiled)
-    spent = dict.fromkeys(STAGES, 0.0)
-    sent = 0
-    domain = settings.org_email.rpartition("@")[2]
-    with sessions() as session:
-        campaign = campaigns.create(session, item=ITEM, message="newsletter", segment="all-subscribers",
-                                    edition=None, send_at=None, origin="bench", now=clock.now())
-        session.commit()
-        where = campaigns.audience(campaign, settings.content_dir)
-        ids: list[int] = []
-        while not campaign.fanout_done:
-            ids += campaigns.fan_out_page(session, campaign, where, clock.now())
-            session.refresh(campaign)
-        with SmtpSender(parse_smtp_url(settings.smtp_url)) as smtp:
+class StageClock:
+    """Wraps the engine's own functions so each call's time adds to its stage; the loop itself is the
+    engine's (`send_batch`), called in this process instead of by a Celery worker."""
+
+    def __init__(self) -> None:
+        self.spent = dict.fromkeys(STAGES, 0.0)
+        self._undo: list[tuple[object, str, object]] = []
+
+    def wrap(self, owner: object, name: str, stage: str) -> None:
+        original = getattr(owner, name)
+        spent = self.spent
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[stage] += time.perf_counter() - start
+
+        self._undo.append((owner, name, original))
+        setattr(owner, name, timed)
+
+    def restore(self) -> None:
+        for owner, name, original in reversed(self._undo):
+            setattr(owner, name, original)
+        self._undo.clear()
+
+
+def send_loop(settings, sessions, count: int, figures: Figures) -> None:
+    """One campaign to everyone through the engine's batch task, every stage timed; µs per recipient."""
+    from worker import tasks
+
+    tasks.resources.cache_clear()
+    tasks._editions.cache_clear()
+    stages = StageClock()
+    for owner, name, stage in ((campaigns, "claim", "claim"), (Signer, "links", "links"),
+                               (CompiledEdition, "values", "stage 2 values"), (Skeleton, "build", "MIME build"),
+                               (SmtpSender, "send", "SMTP"), (campaigns, "mark_sent", "ledger commit"),
+                               (redis.Redis, "execute_command", "Redis"),
+                               (campaigns, "finish_if_done", "batch bookkeeping"),
+                               (campaigns, "state_of", "batch bookkeeping"),
+                               (campaigns, "extend_lease", "batch bookkeeping")):
+        stages.wrap(owner, name, stage)
+    try:
+        with sessions() as session:
+            campaign = campaigns.create(session, item=ITEM, message="newsletter", segment="all-subscribers",
+                                        edition=None, send_at=None, origin="bench", now=clock.now())
+            session.commit()
+            where = campaigns.audience(campaign, settings.content_dir)
+            ids: list[int] = []
+            while not campaign.fanout_done:
+                ids += campaigns.fan_out_page(session, campaign, where, clock.now())
+                session.refresh(campaign)
+            tasks._editions(campaign.id, campaign.item, campaign.message, None, campaign.started_at, None)  # stage 1
+            for key in stages.spent:
+                stages.spent[key] = 0.0
+            start = time.perf_counter()
             for batch in campaigns.batches(campaign.id, ids, settings.batch_size):
-                t0 = time.perf_counter()
-                token, rows = campaigns.claim(session, batch, clock.now(), timedelta(seconds=120))
-                spent["claim"] += time.perf_counter() - t0
-                for row in rows:
-                    t0 = time.perf_counter()
-                    skeleton, compiled = editions[row.language]
-                    links = signer.links(settings.base_url, row.subscriber_id, campaign.id, compiled.link_purposes)
-                    recipient = Recipient(email=row.email, name=row.name, timezone=row.timezone, links=links)
-                    t1 = time.perf_counter()
-                    compiled.values(recipient)  # measured apart: build() computes them again inside
-                    t2 = time.perf_counter()
-                    message = skeleton.build(recipient, message_id=f"<c{campaign.id}.d{row.delivery_id}@{domain}>",
-                                             sent_at=clock.now())
-                    t3 = time.perf_counter()
-                    outcome = smtp.send(settings.org_email, row.email, message)
-                    t4 = time.perf_counter()
-                    campaigns.mark_sent(session, row.delivery_id, token, clock.now())
-                    t5 = time.perf_counter()
-                    client.delete(f"herald:campaign:{campaign.id}:failures")
-                    t6 = time.perf_counter()
-                    assert outcome.status == "sent", outcome
-                    sent += 1
-                    spent["links"] += t1 - t0
-                    spent["stage 2 values"] += t2 - t1
-                    spent["MIME build"] += (t3 - t2) - (t2 - t1)
-                    spent["SMTP"] += t4 - t3
-                    spent["ledger commit"] += t5 - t4
-                    spent["Redis streak reset"] += t6 - t5
+                tasks.send_batch.run(batch.campaign_id, batch.first, batch.last)
+            total = time.perf_counter() - start
+            sent = campaigns.counts(session, campaign.id)["sent"]
+    finally:
+        stages.restore()
     assert sent == count, f"sent {sent} of {count}"
+    spent = stages.spent
+    spent["MIME build"] -= spent["stage 2 values"]  # build() calls values() inside
+    spent["other (the task's own loop)"] = total - sum(spent.values())
     for stage, seconds in spent.items():
         figures.add(stage, seconds / sent * 1e6, "µs", 1)
-    figures.add("sum", sum(spent.values()) / sent * 1e6, "µs", 1)
+    figures.add("total, in process", total / sent * 1e6, "µs", 1)
 
 
 def ledger_commits(sessions, rows: int, every: int) -> float:
@@ -160,11 +149,11 @@ def ledger_commits(sessions, rows: int, every: int) -> float:
         ids = ids[:rows]
         token, claimed = campaigns.claim(session, campaigns.Batch(campaign.id, ids[0], ids[-1]), clock.now(),
                                          timedelta(seconds=600))
+        statement = campaigns._settle_statement(("error", "sent_at", "state"), True)  # mark_sent's own UPDATE
         start = time.perf_counter()
         for number, row in enumerate(claimed, 1):
-            session.execute(update(Delivery).where(Delivery.id == row.delivery_id, Delivery.claim == token)
-                            .values(claim=None, lease_until=None, state="sent", sent_at=clock.now(),
-                                    attempts=Delivery.attempts + 1, error=""))
+            session.execute(statement, {"delivery_id": row.delivery_id, "token": token, "state": "sent",
+                                        "sent_at": clock.now(), "error": ""})
             if number % every == 0:
                 session.commit()
         session.commit()
@@ -178,13 +167,15 @@ def run_backend(backend: str, args: argparse.Namespace, workdir: Path, sink_url:
         settings = replace(load_settings(), database_url=url, smtp_url=sink_url, redis_url=redis_url,
                            batch_size=args.batch_size, data_dir=workdir, outbox_dir=workdir / "outbox")
         load(backend, url, args.recipients, settings.content_dir)
+        for name, value in (("DATABASE_URL", url), ("SMTP_URL", sink_url), ("REDIS_URL", redis_url),
+                            ("BATCH_SIZE", str(args.batch_size)), ("DATA_DIR", str(workdir))):
+            os.environ[f"HERALD_{name}"] = value  # what the engine's resources() reads
         sessions = open_store(settings)
-        client = redis.Redis.from_url(redis_url)
         with sessions() as session:
             where = campaigns.audience(Campaign(message="newsletter", segment="all-subscribers"), settings.content_dir)
             count = session.scalar(select(func.count()).select_from(Subscriber).where(where))
         for _ in range(args.runs):
-            send_loop(settings, sessions, client, count, stages)
+            send_loop(settings, sessions, count, stages)
         for every in (1, 20, 100):
             for _ in range(args.runs):
                 ledger.add(f"commit every {every} row(s)", ledger_commits(sessions, 10_000, every), "µs", 1)
@@ -205,7 +196,8 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="herald-breakdown-"))
     results = {}
     try:
-        with redis_server(workdir / "redis") as server, smtp_sink(args.sink, workdir) as sink_url:
+        with redis_server(workdir / "redis") as server, loopback_sink(args.sink, workdir / "sink") as sink:
+            sink_url = f"smtp://127.0.0.1:{sink.port}?security=none"
             for backend in args.backends.split(","):
                 with postgres_server(args.postgres_url, workdir) if backend == "postgresql" else \
                         nullcontext() as admin_url:
@@ -217,7 +209,7 @@ def main() -> None:
     table.add_column("stage")
     for backend in results:
         table.add_column(backend, justify="right")
-    for stage in (*STAGES, "sum"):
+    for stage in (*STAGES, "other (the task's own loop)", "total, in process"):
         table.add_row(stage, *(results[backend][0].show(stage) for backend in results))
     console.print(table)
     ledger = Table(title="Ledger: marking 10,000 claimed rows sent")
