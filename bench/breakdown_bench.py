@@ -18,6 +18,7 @@ resends every accepted message whose commit had not happened yet: up to that man
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -191,6 +192,7 @@ def main() -> None:
     parser.add_argument("--sink", choices=("smtp-sink", "herald"), default="smtp-sink")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--postgres-url")
+    parser.add_argument("--json", type=Path, help="write every sample here")
     args = parser.parse_args()
     console.print(machine())
     workdir = Path(tempfile.mkdtemp(prefix="herald-breakdown-"))
@@ -219,6 +221,10 @@ def main() -> None:
     for name in results[next(iter(results))][1].samples:
         ledger.add_row(name, *(results[backend][1].show(name) for backend in results))
     console.print(ledger)
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine(), "recipients": args.recipients, "sink": args.sink,
+                                         "samples": {backend: {"stages": stages.samples, "ledger": ledger.samples}
+                                                     for backend, (stages, ledger) in results.items()}}, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The physical limit of this machine: how many messages a second SMTP carries on loopback, with no Herald in it.
 
     apt-get install postfix    # for /usr/sbin/smtp-source and smtp-sink; Postfix itself needs no configuration
-    .venv/bin/python bench/smtp_ceiling.py [--size 30000] [--sessions 2] [--messages 20000] [--runs 5] [--json PATH]
+    .venv/bin/python bench/smtp_ceiling.py [--size 30000] [--sessions 2] [--messages 20000] [--runs 5]
+        [--sinks smtp-sink,herald] [--json PATH]
 
 Postfix's smtp-source sends `--messages` messages of `--size` bytes over `--sessions` connections, each
 reused for every message (`-d`, as each Herald worker process reuses its connection), to two sinks on
@@ -86,15 +87,16 @@ def label(client: str, sink: str) -> str:
     return f"{CLIENTS[client]} → {SINKS[sink]}"
 
 
-def ceiling(size: int = 30_000, sessions: int = 2, messages: int = 20_000, runs: int = 5) -> dict[str, Any]:
+def ceiling(size: int = 30_000, sessions: int = 2, messages: int = 20_000, runs: int = 5,
+            kinds: tuple[str, ...] = tuple(SINKS)) -> dict[str, Any]:
     """msg/s samples by `label(client, sink)`, `runs` of each, with the parameters they were measured with."""
     message = sample_message(size)
-    rates: dict[str, list[float]] = {label(client, sink): [] for client in CLIENTS for sink in SINKS}
+    rates: dict[str, list[float]] = {label(client, sink): [] for client in CLIENTS for sink in kinds}
     with tempfile.TemporaryDirectory(prefix="herald-ceiling-") as temporary, ExitStack() as stack:
         workdir = Path(temporary)
         message_file = workdir / "message.txt"  # smtp-source -F ends each line with CRLF itself
         message_file.write_bytes(message.replace(b"\r\n", b"\n"))
-        sinks = {kind: stack.enter_context(loopback_sink(kind, workdir / kind)) for kind in SINKS}
+        sinks = {kind: stack.enter_context(loopback_sink(kind, workdir / kind)) for kind in kinds}
         for _ in range(runs):
             for kind, sink in sinks.items():
                 for client in CLIENTS:
@@ -113,13 +115,14 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=2, help="SMTP connections at once")
     parser.add_argument("--messages", type=int, default=20_000, help="per run and per client and sink")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--sinks", default=",".join(SINKS), help="which of smtp-sink,herald")
     parser.add_argument("--json", type=Path, help="write the parameters and every sample here")
     args = parser.parse_args()
     if not SMTP_SOURCE.exists():
         sys.exit(f"{SMTP_SOURCE} is missing: apt-get install postfix (no configuration needed)")
     console = Console(width=None if sys.stdout.isatty() else 150)
     console.print(machine())
-    result = ceiling(args.size, args.sessions, args.messages, args.runs)
+    result = ceiling(args.size, args.sessions, args.messages, args.runs, tuple(args.sinks.split(",")))
     figures = Figures()
     for name, samples in result["rates"].items():
         for rate in samples:

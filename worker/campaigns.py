@@ -23,7 +23,8 @@ from functools import cache
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, Update, and_, bindparam, case, exists, func, or_, select, true, update
+from sqlalchemy import (ColumnElement, Update, and_, bindparam, case, exists, func, literal, or_, select, true,
+                        update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -198,10 +199,11 @@ def fan_out_page(session: Session, campaign: Campaign, where: ColumnElement[bool
     cursor = session.scalar(select(Campaign.fanout_cursor).where(Campaign.id == campaign.id))
     ids = list(session.scalars(select(Subscriber.id).where(where, Subscriber.id > cursor)
                                .order_by(Subscriber.id).limit(size)))
-    if ids:
-        session.execute(_insert_ignoring_duplicates(session), [
-            {"campaign_id": campaign.id, "subscriber_id": subscriber_id, "state": "pending", "attempts": 0,
-             "error": ""} for subscriber_id in ids])
+    if ids:  # copied inside the database: the ids do not travel back as 2,000 parameter sets
+        page = select(literal(campaign.id), Subscriber.id, literal("pending"), literal(0), literal("")).where(
+            where, Subscriber.id.between(ids[0], ids[-1]))
+        session.execute(_insert_ignoring_duplicates(session).from_select(
+            ["campaign_id", "subscriber_id", "state", "attempts", "error"], page))
     if ids and campaign.message == CONFIRMATION:  # these requests are being mailed now
         session.execute(update(SubscriptionRequest).where(
             SubscriptionRequest.subscriber_id.in_(ids), SubscriptionRequest.asked_in.is_(None),

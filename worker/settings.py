@@ -97,7 +97,7 @@ def load_settings() -> Settings:
         smtp_url=env("HERALD_SMTP_URL", LOCAL_SINK_URL),
         link_keys=tuple(key.strip() for key in env("HERALD_LINK_KEYS", "").split(",") if key.strip()),
         api_token=env("HERALD_API_TOKEN", ""),
-        batch_size=int(_number("HERALD_BATCH_SIZE", 100)),
+        batch_size=int(_number("HERALD_BATCH_SIZE", 1000)),
         rate_limit=_number("HERALD_RATE_LIMIT", 0),
         grace_hours=_number("HERALD_GRACE_HOURS", 6),
         lease_seconds=_number("HERALD_LEASE_SECONDS", 120),
