@@ -7,13 +7,17 @@
 #
 # The before/after figures of the profile-driven fixes run the same end-to-end benchmark against each
 # commit's engine (a git worktree put first on PYTHONPATH), with the batch size those commits had.
-set -euo pipefail
+set -uo pipefail  # a benchmark that fails is reported at the end; the others still run
 cd "$(dirname "$0")/.."
 out=${1:-bench/results/$(date -u +%Y-%m-%d)}
 mkdir -p "$out"
 py=.venv/bin/python
 size=${HERALD_BENCH_SIZE:-48000}  # the default invitation's average message on the wire (engine_bench prints it)
-run() { local name=$1; shift; echo "== $name: $*"; "$@" --json "$out/$name.json" 2>&1 | tee "$out/$name.log"; }
+failed=()
+run() {
+  local name=$1; shift; echo "== $name: $*"
+  "$@" --json "$out/$name.json" 2>&1 | tee "$out/$name.log" || failed+=("$name")
+}
 
 run ceiling-smtp-sink $py bench/smtp_ceiling.py --size "$size" --sessions 2 --messages 20000 --runs 5 --sinks smtp-sink
 run ceiling-herald $py bench/smtp_ceiling.py --size "$size" --sessions 2 --messages 3000 --runs 5 --sinks herald
@@ -35,3 +39,5 @@ done
 run steps-batch-1000 $py bench/engine_bench.py --subscribers 5000 --runs 5 --latency-runs 0 --batch-size 1000
 # The fan-out before it was copied inside the database (INSERT … SELECT).
 PYTHONPATH=/tmp/herald-at-3ac3a83 run fanout-before-insert-select $py bench/fanout_bench.py --sizes 100000 --runs 5
+
+if [ ${#failed[@]} -gt 0 ]; then echo "FAILED: ${failed[*]} (see $out/NAME.log)"; exit 1; fi

@@ -127,10 +127,11 @@ def main() -> None:
     for name, samples in result["rates"].items():
         for rate in samples:
             figures.add(name, rate, "msg/s")
-    top = statistics.median(result["rates"][label("smtp-source", "smtp-sink")])
+    reference = label("smtp-source", "smtp-sink" if "smtp-sink" in args.sinks.split(",") else "herald")
+    top = statistics.median(result["rates"][reference])
     table = Table(title=f"{args.messages:,} messages of {args.size:,} bytes over {args.sessions} connection(s), "
                         f"median (min–max) of {args.runs} runs")
-    for column in ("client → sink", "messages/s", "MB/s (median)", "× smtp-source → smtp-sink"):
+    for column in ("client → sink", "messages/s", "MB/s (median)", f"× {reference}"):
         table.add_column(column, justify="left" if column.startswith("client") else "right")
     for name, samples in result["rates"].items():
         median = statistics.median(samples)
