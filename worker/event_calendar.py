@@ -12,6 +12,7 @@ from worker.content import EventMeta, Item
 from worker.events import CANCELLATION, INVITATION, UPDATE
 from worker.ics import CalendarTemplate, EventTimes, Method, uid_for
 from worker.settings import Settings
+from worker.views import place_of
 
 
 def method_for(meta: EventMeta, message: str) -> Method | None:
@@ -27,8 +28,7 @@ def prepare(item: Item, language: str, method: Method, sequence: int, settings: 
             dtstamp: datetime) -> CalendarTemplate:
     meta: EventMeta = item.meta
     front = item.text(language).front
-    place = ", ".join(part for part in (front.venue_name, meta.venue.address, meta.venue.city) if part) \
-        if meta.venue else ""
+    place = place_of(meta, front)
     details = [front.organiser, meta.online_url or "", meta.website or ""]
     return CalendarTemplate.prepare(
         EventTimes.of(meta), method=method, uid=uid_for(item.slug, settings.org_email.rpartition("@")[2]),

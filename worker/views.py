@@ -13,7 +13,7 @@ from markupsafe import Markup
 
 from worker import calendar_links
 from worker.announcement import Announced
-from worker.content import EventMeta, Item, NewsletterMeta
+from worker.content import EventFront, EventMeta, Item, NewsletterMeta
 
 Change = tuple[Announced, Announced]  # (as told before, as told now)
 from worker.i18n import Catalogue, day, when
@@ -77,8 +77,7 @@ def _event(meta: EventMeta, text, t: dict, links: LinkList) -> dict[str, Any]:
     lang = text.language
     front = text.front
     start, end = meta.aware(meta.start), meta.aware(meta.end)
-    place_parts = [front.venue_name, meta.venue.address, meta.venue.city] if meta.venue else []
-    place = ", ".join(part for part in place_parts if part)
+    place = place_of(meta, front)
     location = place or meta.online_url or ""
     details = meta.online_url or meta.website or ""
     return {
@@ -95,6 +94,12 @@ def _event(meta: EventMeta, text, t: dict, links: LinkList) -> dict[str, Any]:
         "calendar": [(t["google_calendar"], calendar_links.google(front.title, start, end, location, details)),
                      (t["outlook_calendar"], calendar_links.outlook(front.title, start, end, location, details))],
     }
+
+
+def place_of(meta: EventMeta, front: EventFront) -> str:
+    """Where an in-person event is, in one language's words (venue name, address, city); empty online."""
+    parts = (front.venue_name, meta.venue.address, meta.venue.city) if meta.venue else ()
+    return ", ".join(part for part in parts if part)
 
 
 def _follow_up(meta: EventMeta, front, t: dict, links: LinkList) -> dict[str, Any] | None:
