@@ -89,3 +89,15 @@ def test_a_message_of_over_10_mb_is_accepted(tmp_path: Path):
         client.sendmail("urbact@herald.localhost", ["ana@example.org"], message)
     [stored] = (tmp_path / "outbox").glob("*.eml")
     assert stored.read_bytes() == message
+
+
+def test_the_sink_takes_an_address_with_a_unicode_local_part_over_smtputf8(tmp_path: Path):
+    """RFC 6531: the local outbox offers SMTPUTF8 (not left to aiosmtpd's default), so `ștefan@…` arrives."""
+    message = eml("Bun venit", "text")
+    with start_sink(tmp_path / "outbox") as sink, smtplib.SMTP("127.0.0.1", sink.port) as client:
+        client.ehlo()
+        assert client.has_extn("smtputf8")
+        client.sendmail("urbact@herald.localhost", ["ștefan@exemplu.ro"], message, mail_options=["SMTPUTF8"])
+    [stored] = (tmp_path / "outbox").glob("*.eml")
+    assert stored.read_bytes() == message
+    assert "ștefan@exemplu.ro" in read_index(tmp_path / "outbox")[0]

@@ -1,21 +1,31 @@
-"""The sending edge against a real SMTP server (the sink, scripted to refuse): every reply sorted right."""
+"""The sending edge against a real SMTP server (the sink, scripted to refuse): every reply sorted right,
+final refusals sorted into bounces and rejections (worker.smtp.PERMANENT), internationalised addresses."""
 
 from __future__ import annotations
 
 import re
 import socket
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from headers import addr_spec
 from hypothesis import given
 from hypothesis import strategies as st
 from servers import free_port
 from smtp_faults import ScriptedSink
 
-from worker.smtp import Outcome, SmtpSender, SmtpTarget, dot_stuffed, parse_smtp_url
+from tests.conftest import FIXTURES, parse_eml
+from worker import smtp
+from worker.content import load_item
+from worker.mime import Skeleton
+from worker.render import Recipient, Renderer
+from worker.smtp import (PERMANENT, Outcome, SmtpSender, SmtpTarget, dot_stuffed, offers_smtputf8,
+                         parse_smtp_url)
 
 FROM = "urbact@herald.localhost"
+TO = "ana@example.org"
 MESSAGE = b"Subject: Buletin\r\nFrom: urbact@herald.localhost\r\n\r\nBun\xc4\x83 ziua\r\n"
 
 
@@ -108,10 +118,6 @@ def test_an_unknown_mailbox_is_permanent_and_the_connection_goes_on(sink, sender
     assert (sink.handler.connections, sink.handler.accepted) == (1, 1)
 
 
-def test_a_non_ascii_address_goes_through_a_server_that_speaks_smtputf8(sink, sender):
-    assert sender.send(FROM, "ană@exemplu.ro", MESSAGE).status == "sent"
-
-
 def test_a_closed_port_is_temporary():
     with SmtpSender(parse_smtp_url(f"smtp://127.0.0.1:{free_port()}?security=none"), timeout=5) as sender:
         outcome = sender.send(FROM, "ana@example.org", MESSAGE)
@@ -137,3 +143,104 @@ def test_a_server_that_went_away_is_temporary_and_a_new_one_is_found(tmp_path: P
     with ScriptedSink(tmp_path / "second", port=first.port) as second, sender:
         assert sender.send(FROM, "ana@example.org", MESSAGE).status == "sent"
         assert second.handler.accepted == 1
+
+
+# ---- final refusals: a bounce, or only this delivery failed ----------------------------------------
+
+# (the PERMANENT row it shows, stage, the server's reply, what Herald makes of it)
+REPLIES = [
+    ("5.1", "RCPT", "550 5.1.1 <ana@example.org>: Recipient address rejected: User unknown", "permanent"),
+    ("5.1", "DATA", "550 5.1.1 mailbox unavailable", "permanent"),  # a server that judges recipients after DATA
+    ("5.1.7", "RCPT", "553 5.1.7 The sender address is not valid", "rejected"),
+    ("5.1.8", "RCPT", "550 5.1.8 Sender address rejected: Domain not found", "rejected"),
+    ("5.2.1", "RCPT", "550 5.2.1 The email account that you tried to reach is disabled", "permanent"),
+    ("5.2", "DATA", "552 5.2.2 The email account that you tried to reach is over quota", "rejected"),
+    ("5.3", "DATA", "552 5.3.4 Message too big for system", "rejected"),
+    ("5.4", "RCPT", "550 5.4.1 Recipient address rejected: Access denied", "rejected"),
+    ("5.5", "DATA", "500 5.5.2 Line too long", "rejected"),
+    ("5.6", "DATA", "554 5.6.0 Message content rejected", "rejected"),
+    ("5.7", "DATA", "550 5.7.1 Message rejected by policy", "rejected"),
+    ("5.7", "RCPT", "554 5.7.1 <ana@example.org>: Relay access denied", "rejected"),
+    ("line too long", "DATA", "500 Line too long", "rejected"),
+    ("too big", "DATA", "554 Message too big", "rejected"),
+    ("too large", "RCPT", "550 Message too large for this mailbox", "rejected"),  # words before the basic code
+    ("size", "DATA", "552 Message size exceeds fixed maximum message size", "rejected"),
+    ("550 at RCPT", "RCPT", "550 Requested action not taken: mailbox unavailable", "permanent"),
+    ("551 at RCPT", "RCPT", "551 User not local; please try <ana@example.net>", "permanent"),
+    ("553 at RCPT", "RCPT", "553 Requested action not taken: mailbox name not allowed", "permanent"),
+    ("no row", "DATA", "550 Requested action not taken: mailbox unavailable", "rejected"),
+    ("no row", "RCPT", "554 Transaction failed", "rejected"),
+]
+
+
+def test_every_row_of_the_table_is_shown_by_a_reply():
+    assert {row for row, *_ in REPLIES} - {"no row"} == set(PERMANENT)
+
+
+@pytest.mark.parametrize(("row", "stage", "reply", "status"), REPLIES, ids=[f"{r[1]} {r[2][:24]}" for r in REPLIES])
+def test_a_final_refusal_is_a_bounce_only_when_it_is_about_the_mailbox(sink, sender, row, stage, reply, status):
+    sink.handler.refusals[TO] = (stage, reply)
+    outcome = sender.send(FROM, TO, MESSAGE)
+    assert (outcome.status, outcome.code) == (status, int(reply[:3]))
+    assert outcome.detail.startswith(f"{stage} {reply[:3]}") and TO not in outcome.detail
+    # The refused transaction is ended and the connection carries the next message.
+    assert sender.send(FROM, "ion@example.org", MESSAGE).status == "sent"
+    assert (sink.handler.connections, sink.handler.accepted) == (1, 1)
+
+
+def build(renderer: Renderer, email: str) -> bytes:
+    compiled = renderer.compile(load_item(FIXTURES / "newsletter"), "ro", "newsletter")
+    skeleton = Skeleton.prepare(compiled, renderer.settings, feedback_id="campaign-1:newsletter:ro")
+    return skeleton.build(Recipient(email=email, name="Ion Popescu"), message_id="<c1.d1@herald.localhost>",
+                          sent_at=datetime(2027, 1, 2, tzinfo=UTC))
+
+
+def test_an_idn_domain_goes_out_as_its_a_label(renderer, sink, sender):
+    """email_validator keeps `ion@bucurești.example.org`; RCPT TO and the To header carry the A-label."""
+    message = build(renderer, "ion@bucurești.example.org")
+    assert sender.send(FROM, "ion@bucurești.example.org", message).status == "sent"
+    [envelope] = sink.handler.envelopes
+    assert envelope.rcpt_tos == ["ion@xn--bucureti-m9c.example.org"] and "SMTPUTF8" not in envelope.mail_options
+    [stored] = sink.handler.outbox.glob("*.eml")
+    assert stored.read_bytes() == message and message.isascii()
+    assert parse_eml(message)["To"].addresses[0].addr_spec == "ion@xn--bucureti-m9c.example.org"
+
+
+def test_a_unicode_local_part_goes_with_smtputf8_to_a_server_that_offers_it(renderer, sink, sender):
+    message = build(renderer, "ștefan@bucurești.example.org")
+    assert sender.send(FROM, "ștefan@bucurești.example.org", message).status == "sent"
+    [envelope] = sink.handler.envelopes
+    assert envelope.rcpt_tos == ["ștefan@xn--bucureti-m9c.example.org"] and "SMTPUTF8" in envelope.mail_options
+    [stored] = sink.handler.outbox.glob("*.eml")
+    assert stored.read_bytes() == message
+    assert addr_spec(parse_eml(message)) == "ștefan@xn--bucureti-m9c.example.org"
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_a_unicode_local_part_is_rejected_not_bounced_by_a_server_without_smtputf8(renderer, tmp_path, pipelining):
+    message = build(renderer, "ștefan@exemplu.ro")
+    with ScriptedSink(tmp_path / "outbox", pipelining=pipelining, smtputf8=False) as sink, \
+            SmtpSender(parse_smtp_url(sink.url), timeout=10) as sender:
+        outcome = sender.send(FROM, "ștefan@exemplu.ro", message)
+        assert outcome.status == "rejected" and "SMTPUTF8" in outcome.detail and "ștefan" not in outcome.detail
+        assert sender.send(FROM, TO, MESSAGE).status == "sent"
+        assert (sink.handler.connections, sink.handler.accepted) == (1, 1)
+
+
+@pytest.fixture
+def fresh_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(smtp, "_smtputf8_answers", {})
+
+
+def test_whether_the_server_offers_smtputf8_is_asked_once_and_remembered(tmp_path, fresh_answers, monkeypatch):
+    with ScriptedSink(tmp_path / "with") as offering, ScriptedSink(tmp_path / "without", smtputf8=False) as not_offering:
+        assert [offers_smtputf8(offering.url) for _ in range(3)] == [True] * 3
+        assert [offers_smtputf8(not_offering.url) for _ in range(3)] == [False] * 3
+        assert offering.handler.connections == not_offering.handler.connections == 1
+        monkeypatch.setattr(smtp, "SMTPUTF8_ANSWER_SECONDS", 0)
+        assert offers_smtputf8(offering.url) and offering.handler.connections == 2
+
+
+def test_a_server_that_cannot_be_reached_does_not_offer_smtputf8(fresh_answers):
+    assert not offers_smtputf8(f"smtp://127.0.0.1:{free_port()}?security=none", timeout=2)
+    assert not offers_smtputf8("mail.example.org:587")

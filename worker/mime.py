@@ -1,5 +1,10 @@
 """Builds a complete .eml by hand: multipart/alternative, text first, quoted-printable, RFC 2047 headers.
 
+Every header line holds at most 78 characters and every encoded word 75 (RFC 5322 2.1.1, RFC 2047 2),
+display names included (only a URL or address longer than a line passes). Addresses go out with their
+domain as an A-label; a local part that is not ASCII makes the To header UTF-8 (RFC 6532), which only a
+server that offers SMTPUTF8 takes (worker/smtp.py).
+
 An invitation adds its calendar the way Gmail and Outlook send one (RFC 6047): inline as a third
 alternative, and again as an invite.ics attachment for clients that only offer attachments.
 
@@ -11,39 +16,59 @@ every header exact and gives the campaign engine a builder it can precompute par
 from __future__ import annotations
 
 import binascii
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import groupby
 
 from worker.ics import CalendarTemplate, content_type
 from worker.render import CompiledEdition, Recipient, SlotTemplate
 from worker.settings import Settings
+from worker.smtp import ascii_domain
 
-LINE = 78  # RFC 5322's recommended line length
+LINE = 78  # RFC 5322 2.1.1: a header line should hold at most 78 characters
+WORD = 75  # RFC 2047 2: an encoded word holds at most 75
+_FRAME = len("=?utf-8?q??=")
 _Q_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
-_ATOM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-/=?^_`{|}~ ")
+_ATEXT = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-/=?^_`{|}~")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def _q_word_chunks(value: str, room: int) -> list[str]:
-    """Cut `value` into RFC 2047 Q-encoded words of at most `room` characters, never inside a character."""
-    words, current = [], ""
+def _q(text: str) -> str:
+    return "".join(chr(b) if b in _Q_SAFE else ("_" if b == 0x20 else f"={b:02X}") for b in text.encode())
+
+
+def _b(text: str) -> str:
+    return binascii.b2a_base64(text.encode(), newline=False).decode("ascii")
+
+
+def _encoded_words(value: str, first: int) -> list[str]:
+    """`value` as RFC 2047 encoded words, never cut inside a character: the first at most `first` characters
+    long (it may share its line with the header's name), the others at most WORD. Q keeps Latin text
+    readable; B, when Q would not fit one word and B is shorter, lets a Greek or Chinese name fit one (_phrase)."""
+    q = len(_q(value))
+    encoding, encode = ("q", _q) if q <= max(first - _FRAME, len(_b(value))) else ("b", _b)
+    words, chunk, room = [], "", first
     for char in value:
-        encoded = "".join(chr(b) if b in _Q_SAFE else ("_" if b == 0x20 else f"={b:02X}") for b in char.encode())
-        if current and len(current) + len(encoded) > room - len("=?utf-8?q??="):
-            words.append(f"=?utf-8?q?{current}?=")
-            current = ""
-        current += encoded
-    words.append(f"=?utf-8?q?{current}?=")
+        if chunk and len(encode(chunk + char)) > room - _FRAME:
+            words.append(f"=?utf-8?{encoding}?{encode(chunk)}?=")
+            chunk, room = "", WORD
+        chunk += char
+    words.append(f"=?utf-8?{encoding}?{encode(chunk)}?=")
     return words
 
 
 def _fold(name: str, pieces: list[str]) -> str:
-    """Join `pieces` with spaces into a header, breaking the line before a piece that would pass LINE."""
+    """Join `pieces` with spaces into a header, breaking the line before a piece that would pass LINE; only
+    a piece longer than a line by itself (a long URL or address) passes it. Before the first piece the
+    break comes right after the colon (legal FWS), and only when the piece then fits: a reader that
+    keeps that fold as a leading space (Python's, for List-Unsubscribe) sees one only where it helped."""
     lines, line = [], f"{name}:"
     for piece in pieces:
-        if len(line) + 1 + len(piece) > LINE and line != f"{name}:":
+        if len(line) + 1 + len(piece) > LINE and line and (line != f"{name}:" or 1 + len(piece) <= LINE):
             lines.append(line)
             line = ""
         line += " " + piece
@@ -51,35 +76,54 @@ def _fold(name: str, pieces: list[str]) -> str:
     return "\r\n".join(lines)
 
 
+def _plain(text: str) -> bool:
+    """Printable ASCII that no reader takes for an encoded word."""
+    return text.isascii() and text.isprintable() and "=?" not in text
+
+
 def header(name: str, value: str) -> str:
-    """`Name: value` as it goes on the wire: ASCII folded at spaces, anything else as encoded words."""
-    if value.isascii() and all(0x20 <= ord(c) < 0x7F for c in value):
-        parts = value.split(" ")
-        if all(parts):  # single spaces only: folding at them unfolds back to the same text
-            return _fold(name, parts)
-    return _fold(name, _q_word_chunks(value, 75))
+    """`Name: value` as it goes on the wire: plain text folded at its single spaces when every word fits a
+    line, anything else as encoded words. A fold after the colon would read back as a leading space here
+    (an unstructured header), so the first word is made to fit after the name."""
+    first = LINE - len(name) - 2
+    words = value.split(" ")
+    if _plain(value) and all(words) and len(words[0]) <= first and all(len(word) < LINE for word in words):
+        return _fold(name, words)
+    return _fold(name, _encoded_words(value, min(WORD, first)))
 
 
-def _phrase(display_name: str) -> list[str]:
-    """A display name as the pieces an address header may fold between: plain, quoted, or encoded words."""
-    if not display_name:
-        return []
-    if display_name.isascii() and all(c in _ATOM for c in display_name):
-        return [display_name]
-    if display_name.isascii() and display_name.isprintable():
-        escaped = display_name.replace("\\", "\\\\").replace('"', '\\"')
-        return [f'"{escaped}"']
-    return _q_word_chunks(display_name, 75)
+def _word(text: str) -> str | None:
+    """One word of a display name as an atom or quoted string; None when it must be encoded."""
+    if not _plain(text):
+        return None
+    written = text if all(c in _ATEXT for c in text) else '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return written if len(written) < LINE else None
 
 
-def mailbox(display_name: str, address: str) -> str:
-    """A display name for an address header: plain, quoted, or encoded words."""
-    return " ".join([*_phrase(display_name), f"<{address}>"])
+def _phrase(display_name: str, first: int) -> list[str]:
+    """A display name as the pieces an address header folds between (RFC 5322 3.2.5 and 2.2.3).
+
+    A word that can stand as itself (an atom or quoted string) does, so the name stays readable and
+    its spaces are the folds. A run of words that cannot (not ASCII, longer than a line, or text a
+    reader would decode as an encoded word) becomes encoded words, and a fold between two of those is
+    no space to an RFC 2047 reader (6.2). Python 3.11 reads such a fold as a space (CPython gh-128110),
+    so a run takes one encoded word whenever it fits one, which names of people and organisations do.
+    Control characters become spaces and runs of spaces one: a reader must never decode a CR LF.
+    """
+    words = [word for word in _CONTROLS.sub(" ", display_name).split(" ") if word]
+    pieces: list[str] = []
+    for plain, group in groupby(((word, _word(word)) for word in words), key=lambda pair: pair[1] is not None):
+        run = list(group)
+        if plain:
+            pieces += [written for _, written in run]
+        else:
+            pieces += _encoded_words(" ".join(word for word, _ in run), WORD if pieces else first)
+    return pieces
 
 
-def _address(name: str, display_name: str, address: str) -> str:
-    """An address header, folded between encoded words and before the address."""
-    return _fold(name, [*_phrase(display_name), f"<{address}>"])
+def address_header(name: str, display_name: str, address: str) -> str:
+    """An address header (From, To) folded like every other: the display name's pieces, then `<address>`."""
+    return _fold(name, [*_phrase(display_name, min(WORD, LINE - len(name) - 2)), f"<{address}>"])
 
 
 def quoted_printable(text: str) -> bytes:
@@ -261,8 +305,8 @@ class Skeleton:
                     calendar_holes.append(len(body))
                     body.append(b"")
             body.append(f"\r\n--{outer}--\r\n".encode())
-        return cls(domain=settings.org_email.rpartition("@")[2], _edition=compiled,
-                   _from=(_address("From", settings.org_name, settings.org_email) + "\r\n").encode("ascii"),
+        return cls(domain=ascii_domain(settings.org_email).rpartition("@")[2], _edition=compiled,
+                   _from=(address_header("From", settings.org_name, ascii_domain(settings.org_email)) + "\r\n").encode(),
                    _head=("\r\n".join(head) + "\r\n").encode("ascii"),
                    _mailto=f"<mailto:{settings.org_email}?subject=unsubscribe>",
                    _body=tuple(body), _holes=tuple(holes), _frame=frame,
@@ -273,15 +317,13 @@ class Skeleton:
         return b"".join(self._pieces(recipient, message_id, sent_at))
 
     def _pieces(self, recipient: Recipient, message_id: str, sent_at: datetime) -> list[bytes]:
-        if not recipient.email.isascii():
-            raise ValueError(f"{recipient.email!r} needs SMTPUTF8 (RFC 6532), which Herald does not write")
-        lines = [_address("To", recipient.name, recipient.email), f"Date: {_date(sent_at)}",
+        lines = [address_header("To", recipient.name, ascii_domain(recipient.email)), f"Date: {_date(sent_at)}",
                  f"Message-ID: {message_id}"]
         unsubscribe = recipient.links.get("unsubscribe")
         if unsubscribe:
             lines += [_fold("List-Unsubscribe", [f"<{unsubscribe}>,", self._mailto]),
                       "List-Unsubscribe-Post: List-Unsubscribe=One-Click"]
-        head = [self._from, ("\r\n".join(lines) + "\r\n").encode("ascii"), self._head]
+        head = [self._from, ("\r\n".join(lines) + "\r\n").encode(), self._head]
 
         html_values, text_values = self._edition.values(recipient)
         values = (text_values, html_values)

@@ -84,12 +84,15 @@ class OutboxSink:
 
 
 class _BoundController(Controller):
-    """A Controller on a socket bound before it starts, so port 0 gets a free port with no race."""
+    """A Controller on a socket bound before it starts, so port 0 gets a free port with no race.
 
-    def __init__(self, handler: OutboxSink, listener: socket.socket) -> None:
+    It offers SMTPUTF8 (RFC 6531), as a real server for Romanian addresses should; a test turns that off.
+    """
+
+    def __init__(self, handler: OutboxSink, listener: socket.socket, smtputf8: bool) -> None:
         host, port = listener.getsockname()[:2]
         super().__init__(handler, hostname=host, port=port, server_hostname="herald-sink",
-                         data_size_limit=DATA_SIZE_LIMIT)
+                         data_size_limit=DATA_SIZE_LIMIT, enable_SMTPUTF8=smtputf8)
         self._listener = listener
 
     def _create_server(self) -> Awaitable[asyncio.AbstractServer]:  # aiosmtpd's documented override point
@@ -114,12 +117,12 @@ def _tcp_listener(host: str, port: int) -> socket.socket:
 class RunningSink:
     """An `OutboxSink` served on its own thread; `stop()` (or leaving the `with`) joins it."""
 
-    def __init__(self, handler: OutboxSink, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, handler: OutboxSink, host: str = "127.0.0.1", port: int = 0, *, smtputf8: bool = True) -> None:
         self.handler = handler
         self.host = host
         listener = _tcp_listener(host, port)
         self.port: int = listener.getsockname()[1]
-        self._controller = _BoundController(handler, listener)
+        self._controller = _BoundController(handler, listener, smtputf8)
         try:
             self._controller.start()
         except BaseException:
