@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from subscribers.profile import fold
+from subscribers.profile import ATTRIBUTE_NAME_LIMIT, fold
 
 # The fields an import fills, each with the headers that mean it (compared folded: no case or diacritics).
 HEADERS: dict[str, tuple[str, ...]] = {
@@ -67,7 +67,7 @@ class Table:
 
 def attribute_name(header: str) -> str:
     """The key a custom column is stored and segmented under: `Rol în proiect` -> `rol_in_proiect`."""
-    return re.sub(r"[^a-z0-9]+", "_", fold(header)).strip("_") or "column"
+    return re.sub(r"[^a-z0-9]+", "_", fold(header)).strip("_")[:ATTRIBUTE_NAME_LIMIT].rstrip("_") or "column"
 
 
 _BOM = b"\xef\xbb\xbf"
@@ -119,8 +119,25 @@ def map_columns(headers: list[str], overrides: dict[str, str]) -> dict[int, str]
     return columns
 
 
+_CELL_LIMIT = csv.field_size_limit()  # characters; the csv module refuses a longer cell
+
+
+def _rows(reader: Iterator[list[str]]) -> Iterator[list[str] | None]:
+    """The reader's rows, and None for one it refuses (a cell over csv's size limit); it goes on after that row."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            yield None
+
+
 def open_table(path: Path, overrides: dict[str, str]) -> tuple[Table, Iterator[tuple[int, dict[str, str]]]]:
-    """The file's layout, and its data rows as (line number, {field: text}) in file order, streamed."""
+    """The file's layout, and its data rows as (line number, {field: text}) in file order, streamed.
+
+    A row that cannot be read comes as {"__problem__": why}, for the import to report and skip.
+    """
     codec, encoding = detect_encoding(path)
 
     def read() -> TextIO:
@@ -130,11 +147,14 @@ def open_table(path: Path, overrides: dict[str, str]) -> tuple[Table, Iterator[t
         first = file.readline()
         if not first.strip() and not any(line.strip() for line in file):
             raise FileProblem("the file is empty; export it again with its header row")
-    delimiter = _delimiter(first)
+    try:
+        delimiter = _delimiter(first)
+    except csv.Error:
+        raise FileProblem(f"a header is longer than {_CELL_LIMIT:,} characters; export the file again as CSV") from None
     with read() as file:
         reader = csv.reader(file, delimiter=delimiter)
         headers = [header.strip() for header in next(reader)]
-        rows = sum(1 for row in reader if any(map(str.strip, row)))
+        rows = sum(1 for row in _rows(reader) if row is None or any(map(str.strip, row)))
     columns = map_columns(headers, overrides)
     table = Table(encoding, delimiter, headers, columns, rows)
 
@@ -142,7 +162,11 @@ def open_table(path: Path, overrides: dict[str, str]) -> tuple[Table, Iterator[t
         with read() as file:
             reader = csv.reader(file, delimiter=delimiter)
             next(reader)
-            for row in reader:
+            for row in _rows(reader):
+                if row is None:
+                    yield reader.line_num, {"__problem__": f"a cell is longer than {_CELL_LIMIT:,} characters; "
+                                                           "nothing of this row was read"}
+                    continue
                 if not any(cell.strip() for cell in row):
                     continue
                 record: dict[str, str] = {}
@@ -151,7 +175,8 @@ def open_table(path: Path, overrides: dict[str, str]) -> tuple[Table, Iterator[t
                     if field != IGNORE and (cell or field == "consent"):  # an empty consent cell says "no"
                         record[field] = cell
                 if len(row) > len(headers) and any(cell.strip() for cell in row[len(headers):]):
-                    record["__extra__"] = str(len(row) - len(headers))
+                    record["__problem__"] = (f"{len(row) - len(headers)} more cell(s) than the header has; check "
+                                             "the delimiter and the quotes around values that contain it")
                 yield reader.line_num, record
 
     return table, records()

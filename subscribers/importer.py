@@ -19,6 +19,7 @@ from itertools import islice
 from pathlib import Path
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from subscribers import profile as p
@@ -134,29 +135,36 @@ def _opted_out(raw: str) -> str | None:
     raise Invalid(f"'{raw}' is not a status; write {', '.join(sorted(FINAL_STATUSES))} (or leave it empty)")
 
 
-def _attributes(record: dict[str, str]) -> dict[str, str]:
+def _fitted(raw: str, limit: int, label: str, cuts: list[str]) -> str:
+    """`raw` cleaned and cut to `limit`; a cut is added to `cuts`, for the row's report (the row still imports)."""
+    text = p.clean_text(raw)
+    if len(text) > limit:
+        cuts.append(f"{label} cut to {limit} characters (the file has {len(text):,})")
+    return p.cut(text, limit)
+
+
+def _attributes(record: dict[str, str], cuts: list[str]) -> dict[str, str]:
     """Custom columns, plus the `attributes` JSON object that `herald subscribers export` writes."""
-    found: dict[str, str] = {}
+    given: dict[str, str] = {}
     if record.get("attributes"):
         try:
             data = json.loads(record["attributes"])
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: arrays nested thousands deep
             data = None
         if not isinstance(data, dict) or not all(isinstance(v, str | int | float) for v in data.values()):
             raise Invalid("the attributes column is not a JSON object of names and values, e.g. {\"role\": \"expert\"}")
-        found.update({attribute_name(key): p.clean_text(str(value)) for key, value in data.items()})
-    found.update({key.removeprefix("attribute:"): p.clean_text(value)
-                  for key, value in record.items() if key.startswith("attribute:")})
-    return found
+        given.update({attribute_name(key): str(value) for key, value in data.items()})
+    given.update({key.removeprefix("attribute:"): value for key, value in record.items() if key.startswith("attribute:")})
+    return {key: _fitted(value, p.ATTRIBUTE_VALUE_LIMIT, f"attribute {key}", cuts) for key, value in given.items()}
 
 
 def parse_row(line: int, record: dict[str, str], options: Options,
               match_topic: Callable[[str], str]) -> Candidate | RowResult:
     """A row as a candidate subscriber, or a skipped result saying why."""
     raw_email = record.get("email", "")
-    if "__extra__" in record:
-        return RowResult(line, raw_email, "skipped", f"{record['__extra__']} more cell(s) than the header has; "
-                         "check the delimiter and the quotes around values that contain it")
+    if "__problem__" in record:
+        return RowResult(line, raw_email, "skipped", record["__problem__"])
+    cuts: list[str] = []
     try:
         email = p.normalise_email(raw_email)
         country = p.country_code(record.get("country", ""))
@@ -165,15 +173,15 @@ def parse_row(line: int, record: dict[str, str], options: Options,
         name = record.get("name") or " ".join(filter(None, (record.get("first_name"), record.get("last_name"))))
         person = Profile(
             email=email,
-            name=p.clean_text(name),
-            organisation=p.clean_text(record.get("organisation", "")),
+            name=_fitted(name, p.LIMITS["name"], "name", cuts),
+            organisation=_fitted(record.get("organisation", ""), p.LIMITS["organisation"], "organisation", cuts),
             organisation_type=p.organisation_type(record.get("organisation_type", "")),
-            city=p.clean_text(record.get("city", "")),
+            city=_fitted(record.get("city", ""), p.LIMITS["city"], "city", cuts),
             country=country,
             timezone=p.timezone(record.get("timezone", ""), country),
             language=p.language(record.get("language", ""), country),
             topics=topics,
-            attributes=_attributes(record),
+            attributes=_attributes(record, cuts),
         )
         opted_out = _opted_out(record.get("status", ""))
     except Invalid as error:
@@ -184,7 +192,7 @@ def parse_row(line: int, record: dict[str, str], options: Options,
     given |= {"topics"} if topics else set()
     given |= {"attributes"} if person.attributes else set()
     consent, note = _consent(record, options, topics)
-    return Candidate(line, person, frozenset(given), consent, note, opted_out)
+    return Candidate(line, person, frozenset(given), consent, "; ".join(filter(None, [*cuts, note])), opted_out)
 
 
 def changes(subscriber: Subscriber, candidate: Candidate) -> dict[str, object]:
@@ -288,6 +296,22 @@ def _apply(session: Session, candidates: list[Candidate], secret_key: str, optio
     _insert(session, new, secret_key, options)
 
 
+def _apply_chunk(sessions: sessionmaker[Session], candidates: list[Candidate], secret_key: str,
+                 options: Options) -> list[RowResult]:
+    """The chunk in one transaction. If the database refuses it (a rule Herald's checks do not know), it is
+    rolled back and its rows applied one at a time, so only the refused row is skipped and the rest import."""
+    try:
+        with sessions.begin() as session:
+            return list(_apply(session, candidates, secret_key, options))
+    except (DataError, IntegrityError) as error:
+        if len(candidates) > 1:
+            return [result for candidate in candidates
+                    for result in _apply_chunk(sessions, [candidate], secret_key, options)]
+        reason = str(error.orig).strip().splitlines()[0]
+        return [RowResult(candidates[0].line, candidates[0].profile.email, "skipped",
+                          f"the database refused this row: {reason}")]
+
+
 def _chunks(items: Iterable[tuple[int, dict[str, str]]], size: int) -> Iterator[list[tuple[int, dict[str, str]]]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
@@ -331,8 +355,7 @@ def import_csv(sessions: sessionmaker[Session], path: Path, catalogue: dict[str,
                     continue
                 first_line[key] = line
                 candidates.append(parsed)
-            with sessions.begin() as session:
-                results += _apply(session, candidates, secret_key, options)
+            results += _apply_chunk(sessions, candidates, secret_key, options)
             for result in sorted(results, key=lambda r: r.line):
                 report.add(result)
                 writer.writerow([result.line, result.email, result.outcome, result.reason])

@@ -17,8 +17,16 @@ from babel import Locale
 from babel.core import get_global
 from email_validator import EmailNotValidError, validate_email
 
+from subscribers.models import Subscriber
 from subscribers.vocabulary import ORGANISATION_TYPES, SUBSCRIBER_LANGUAGES
 from worker.content import CEDILLAS
+
+# The longest text kept per free-text field, wherever it comes from (import, forms): the store's columns.
+# Longer text is cut, never refused: a long name is still a person.
+LIMITS: dict[str, int] = {field: Subscriber.__table__.c[field].type.length for field in ("name", "organisation", "city")}
+# Custom attributes live in a JSON column, which has no length of its own: these are Herald's caps.
+ATTRIBUTE_NAME_LIMIT = 64
+ATTRIBUTE_VALUE_LIMIT = 500
 
 
 class Invalid(ValueError):
@@ -46,9 +54,21 @@ def fold(text: str) -> str:
     return " ".join(re.sub(r"[_\-]+", " ", bare).split())
 
 
+# What no free text keeps: C0 and C1 controls (PostgreSQL refuses a NUL; a CR LF would break a mail header),
+# lone surrogates (no encoding can write them), and the bidirectional overrides and isolates (U+202A-U+202E,
+# U+2066-U+2069) that make a name display as something else. Tabs and line breaks among them become spaces.
+_UNWANTED = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
 def clean_text(text: str) -> str:
-    """Trimmed, single-spaced, NFC, with Romanian cedillas turned into commas below."""
-    return " ".join(unicodedata.normalize("NFC", text).translate(CEDILLAS).split())
+    """Trimmed, single-spaced, NFC, with Romanian cedillas turned into commas below and nothing of _UNWANTED."""
+    visible = _UNWANTED.sub(lambda found: " " if found.group().isspace() else "", text)
+    return " ".join(unicodedata.normalize("NFC", visible).translate(CEDILLAS).split())
+
+
+def cut(text: str, limit: int) -> str:
+    """At most `limit` characters, without the space a cut may leave at the end."""
+    return text[:limit].rstrip()
 
 
 # ---- email ---------------------------------------------------------------------------------
@@ -115,7 +135,7 @@ def timezone(raw: str, country: str | None) -> str | None:
         return infer_timezone(country)
     try:
         ZoneInfo(raw.strip())
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file name
         raise Invalid(f"'{raw.strip()}' is not an IANA time zone; write one like Europe/Bucharest") from None
     return raw.strip()
 

@@ -115,3 +115,43 @@ def test_check_fix_rewrites_cedillas(tmp_path: Path):
     assert fixed.exit_code == 0, fixed.output
     assert "ş" not in ro.read_text() and "ș" in ro.read_text()
     assert again.exit_code == 0
+
+
+def test_check_works_on_a_draft_outside_the_content_folder_when_a_store_exists(db_settings, tmp_path: Path):
+    """Seen: `herald check PATH` on a valid event folder outside content/ crashed with a ValueError traceback
+    once a store existed (looking for what its invitees had been told). Nothing outside content/ can have
+    been sent, so there is nothing owed to report for it."""
+    draft = tmp_path / "drafts" / "event"
+    shutil.copytree(FIXTURES / "event", draft)
+
+    result = CliRunner().invoke(app, ["check", str(draft)])
+
+    assert result.exception is None and result.exit_code == 0, result.output
+    assert "All content and templates are valid." in result.output
+
+
+@pytest.mark.parametrize("base_url, refused", [("http://news.example.org", True), ("https://news.example.org", False),
+                                               ("http://localhost:8000", False), ("http://127.0.0.1:8000", False)])
+def test_check_refuses_a_base_url_that_would_put_plain_http_in_the_unsubscribe_links(base_url, refused):
+    result = CliRunner().invoke(app, ["check", str(FIXTURES / "newsletter")], env={"HERALD_BASE_URL": base_url})
+
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == (1 if refused else 0), result.output
+    said = f"HERALD_BASE_URL={base_url} is not https" in " ".join(result.output.split())
+    assert said == refused and ("Set HERALD_BASE_URL to the https:// address" in " ".join(result.output.split())) == refused
+
+
+def test_check_reports_a_file_linked_from_outside_the_item_at_its_line(tmp_path: Path):
+    item = tmp_path / "newsletter"
+    shutil.copytree(FIXTURES / "newsletter", item)
+    secret = tmp_path / "data" / "secret.key"
+    secret.parent.mkdir()
+    secret.write_text("s3cr3t-never-to-be-mailed\n")
+    (item / "en.md").unlink()
+    (item / "en.md").symlink_to(secret)
+
+    result = CliRunner().invoke(app, ["check", str(item)])
+
+    assert result.exit_code == 1
+    assert f"{item / 'en.md'}:1: is a symbolic link out of the item folder" in result.output
+    assert "s3cr3t" not in result.output and "front matter" not in result.output

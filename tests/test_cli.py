@@ -6,6 +6,7 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import FIXTURES, parse_eml
@@ -59,3 +60,27 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one():
     commands = re.findall(r"^(python3 bootstrap\.py \w+)", readme.split("```sh", 1)[1].split("```", 1)[0], re.M)
     assert commands == ["python3 bootstrap.py demo", "python3 bootstrap.py test"]
     assert "python3 bootstrap.py test" in (PROJECT_ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.parametrize("given", ["a" * 6000, "a/" * 3000, "../../../etc", "/tmp", str(FIXTURES / "event")])
+def test_events_attendees_answers_a_path_outside_the_events_folder_in_one_line(db_settings, given):
+    result = CliRunner().invoke(app, ["events", "attendees", given], env={"COLUMNS": "250"})
+
+    assert result.exit_code in (1, 2) and isinstance(result.exception, SystemExit), result.output
+    assert result.stdout == "" and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "di4c-partners-meeting-botosani" in result.stderr, "it says which events there are"
+
+
+def test_events_attendees_takes_the_events_folder_path_as_well_as_its_name(db_settings):
+    by_name = CliRunner().invoke(app, ["events", "attendees", "eui-online-qa-session"], env={"COLUMNS": "250"})
+    by_path = CliRunner().invoke(app, ["events", "attendees", str(PROJECT_ROOT / "content/events/eui-online-qa-session")],
+                                 env={"COLUMNS": "250"})
+    assert by_name.exit_code == by_path.exit_code == 0 and by_path.stdout == by_name.stdout
+
+
+@pytest.mark.parametrize("command", ["render", "check", "send"])
+def test_a_path_the_file_system_cannot_look_up_gets_one_clear_line(command, tmp_path: Path):
+    result = CliRunner().invoke(app, [command, str(tmp_path / ("a/" * 3000))], env={"COLUMNS": "250"})
+
+    assert result.exit_code in (1, 2) and isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output and "OSError" not in result.output

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime
 
 import pytest
 
 from tests.conftest import FIXTURES
 from worker.content import load_item
+from worker.problems import ContentInvalid
 from worker.settings import PROJECT_ROOT
 from worker.markdown import LinkList, to_text
 from worker.yamldoc import parse_yaml
@@ -65,3 +67,34 @@ def test_the_examples_in_content_readme_are_valid_items(section, tmp_path):
     item = load_item(tmp_path)
 
     assert item.kind == ("newsletter" if "newsletter" in section else "event")
+
+
+def test_a_path_the_file_system_cannot_look_up_is_a_problem_not_an_os_error(tmp_path):
+    """Seen through the API: a 6,000-character item path raised ENAMETOOLONG, a 500."""
+    with pytest.raises(ContentInvalid) as refused:
+        load_item(tmp_path / ("a/" * 3000))
+    [problem] = refused.value.problems
+    assert problem.line == 1 and "cannot be read" in problem.message
+
+
+@pytest.mark.parametrize("name", ["meta.yaml", "en.md"])
+def test_a_file_linked_from_outside_the_item_is_refused_and_never_read(name, tmp_path):
+    """Seen: an en.md that was a symbolic link to data/secret.key was read. A link out of the folder is refused."""
+    item = tmp_path / "item"
+    shutil.copytree(FIXTURES / "newsletter", item)
+    outside = tmp_path / "elsewhere" / name
+    outside.parent.mkdir()
+    (item / name).rename(outside)  # a valid file, so only the link itself can be the problem
+    (item / name).symlink_to(outside)
+    with pytest.raises(ContentInvalid) as refused:
+        load_item(item)
+    assert [(p.file, p.line) for p in refused.value.problems] == [(item.resolve() / name, 1)]
+    assert "a symbolic link out of the item folder" in refused.value.problems[0].message
+
+
+def test_a_link_within_the_item_folder_is_followed(tmp_path):
+    item = tmp_path / "item"
+    shutil.copytree(FIXTURES / "newsletter", item)
+    (item / "en.md").rename(item / "english.md")
+    (item / "en.md").symlink_to("english.md")
+    assert load_item(item).text("en").front.subject == load_item(FIXTURES / "newsletter").text("en").front.subject

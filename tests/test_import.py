@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from subscribers import store
 from subscribers.csvfile import FileProblem
@@ -236,3 +236,89 @@ def test_consent_without_a_source_leaves_people_pending(sessions, tmp_path):
     assert rows == [["2", "a@example.org", "updated", ""]]
     [consent] = stored(sessions, "a@example.org").consents
     assert (consent.source, consent.given_at) == ("Paper form", datetime(2026, 1, 31, 14, 5, tzinfo=UTC))
+
+
+# ---- hostile or careless cells: cleaned, cut with a note, and a row the database refuses is the only one lost ----
+
+LIMITS = {field: Subscriber.__table__.c[field].type.length for field in ("name", "organisation", "city")}
+
+
+def test_control_and_bidi_characters_are_stripped_before_the_database_sees_them(sessions, tmp_path):
+    data = (
+        'email,name,organisation,city,role in project\n'
+        'ana@example.org,Nu\x00ll,"\u202eORG\u202c Primăria\tCluj",Cluj\x1b-Napoca,"coord\x00onator\r\nproiect"\n'
+        'ion@example.org,Ion Popa,ONG,Iași,expert\n'
+    ).encode()
+    counts, rows = run(sessions, tmp_path, data)
+    assert counts == {"imported": 2} and [row[3] for row in rows] == ["", ""]
+    ana = stored(sessions, "ana@example.org")
+    assert (ana.name, ana.organisation, ana.city) == ("Null", "ORG Primăria Cluj", "Cluj-Napoca")
+    assert ana.attributes == {"role_in_project": "coordonator proiect"}
+
+
+def test_over_long_values_are_cut_to_their_documented_length_and_the_row_says_so(sessions, tmp_path):
+    name, organisation, city = "Ana Maria " * 1000, "Ț" * 301, "Cluj " * 30
+    long_header, value = "Întrebare" + "x" * 100, "v" * 501  # a form's question, written out in full
+    data = (f"email,name,organisation,city,{long_header}\n"
+            f"ana@example.org,{name},{organisation},{city},{value}\n"
+            f"ion@example.org,Ion Popa,ONG,Iași,expert\n").encode()
+    counts, rows = run(sessions, tmp_path, data)
+    assert counts == {"imported": 2}
+    assert rows[0][:3] == ["2", "ana@example.org", "imported"]
+    assert rows[0][3] == (f"name cut to {LIMITS['name']} characters (the file has 9,999); "
+                          f"organisation cut to {LIMITS['organisation']} characters (the file has 301); "
+                          f"city cut to {LIMITS['city']} characters (the file has 149); "
+                          f"attribute {'intrebare' + 'x' * 55} cut to 500 characters (the file has 501)")
+    assert rows[1] == ["3", "ion@example.org", "imported", ""]
+    ana = stored(sessions, "ana@example.org")
+    assert ana.name == name[:LIMITS["name"]].rstrip() and len(ana.name) <= LIMITS["name"]
+    assert ana.organisation == organisation[:LIMITS["organisation"]]
+    assert ana.city == city[:LIMITS["city"]].rstrip()
+    assert ana.attributes == {"intrebare" + "x" * 55: "v" * 500}, "a column's name is cut to 64 characters"
+    counts, rows = run(sessions, tmp_path, data)
+    assert counts == {"unchanged": 2}, "the cut value is what is held: importing the file again changes nothing"
+
+
+def test_a_row_the_database_refuses_is_skipped_with_the_reason_and_the_others_import(sessions, tmp_path):
+    """A database may hold a rule Herald does not know (here a trigger an administrator added): the chunk it
+    refuses is applied again row by row, so only the refused row is lost, and the report says why."""
+    with sessions.begin() as session:
+        if session.bind.dialect.name == "sqlite":
+            session.execute(text("CREATE TRIGGER no_mallory BEFORE INSERT ON subscribers WHEN NEW.name = 'Mallory' "
+                                 "BEGIN SELECT RAISE(ABORT, 'Mallory is not welcome here'); END"))
+        else:
+            session.execute(text("CREATE FUNCTION no_mallory() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                                 "IF NEW.name = 'Mallory' THEN RAISE EXCEPTION 'Mallory is not welcome here' "
+                                 "USING ERRCODE = 'check_violation'; END IF; RETURN NEW; END $$"))
+            session.execute(text("CREATE TRIGGER no_mallory BEFORE INSERT ON subscribers FOR EACH ROW "
+                                 "EXECUTE FUNCTION no_mallory()"))
+    data = b"email,name,topics\nana@example.org,Ana,Transfer networks\nm@example.org,Mallory,\nion@example.org,Ion,\n"
+    counts, rows = run(sessions, tmp_path, data)
+    assert counts == {"imported": 2, "skipped": 1}
+    assert rows[0] == ["2", "ana@example.org", "imported", ""] and rows[2] == ["4", "ion@example.org", "imported", ""]
+    assert rows[1][:3] == ["3", "m@example.org", "skipped"]
+    assert rows[1][3].startswith("the database refused this row: ") and "Mallory is not welcome here" in rows[1][3]
+    with sessions() as session:
+        assert store.count(session) == 2 and store.find(session, "m@example.org") is None
+    assert {link.topic for link in stored(sessions, "ana@example.org").topics} == {"transfer-networks"}
+
+
+def test_a_time_zone_too_long_for_a_file_name_and_a_cell_over_the_csv_limit_skip_only_their_row(sessions, tmp_path):
+    data = (f"email,name,time zone,attributes\n"
+            f"a@example.org,A,{'Europe' * 1000},\n"
+            f"b@example.org,{'B' * 200_000},,\n"
+            f"c@example.org,C,,\"{'[' * 50_000}{']' * 50_000}\"\n"
+            f"d@example.org,D,,\n").encode()
+    counts, rows = run(sessions, tmp_path, data)
+    assert counts == {"imported": 1, "skipped": 3}
+    assert rows[0][:3] == ["2", "a@example.org", "skipped"] and "is not an IANA time zone" in rows[0][3]
+    assert rows[1][2:] == ["skipped", "a cell is longer than 131,072 characters; nothing of this row was read"]
+    assert rows[2][:3] == ["4", "c@example.org", "skipped"] and "is not a JSON object" in rows[2][3]
+    assert rows[3] == ["5", "d@example.org", "imported", ""]
+
+
+def test_a_header_over_the_csv_limit_is_refused_before_anything_changes(sessions, tmp_path):
+    with pytest.raises(FileProblem, match="a header is longer than 131,072 characters; export the file again as CSV"):
+        run(sessions, tmp_path, f"email,{'h' * 200_000}\na@example.org,x\n".encode())
+    with sessions() as session:
+        assert store.count(session) == 0

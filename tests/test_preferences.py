@@ -43,7 +43,7 @@ def someone(sessions, language: str) -> Subscriber:
 
 
 def link(db_settings, person: Subscriber, purpose: str = "preferences") -> str:
-    return Signer(db_settings.secret_key).sign(purpose, person.id)
+    return Signer(db_settings.secret_key).sign(purpose, person.id, person.link_key)
 
 
 def held(sessions, subscriber_id: int) -> tuple:
@@ -235,3 +235,19 @@ def test_pages_send_the_strict_security_headers(client, sessions, db_settings):
         assert "default-src 'none'" in headers["Content-Security-Policy"] and "form-action 'self'" in headers[
             "Content-Security-Policy"]
         assert headers["Referrer-Policy"] == "no-referrer" and headers["X-Frame-Options"] == "DENY"
+
+
+def test_control_characters_in_any_field_are_stripped_or_ignored_never_a_500(client, sessions, db_settings):
+    """Seen on PostgreSQL: a NUL in the name was a public 500 ("text fields cannot contain NUL")."""
+    person = someone(sessions, "ro")
+    token = link(db_settings, person)
+    proof = csrf_token(db_settings.secret_key, token)
+    *_, status, email, topics = held(sessions, person.id)
+    saved = client.post(f"/p/{token}", data={"csrf": proof, "language": "ro", "topic": list(topics),
+                                             "name": "Nu\x00ll\u202e", "organisation": "ONG\x00\r\nIași"})
+    assert saved.status_code == 200
+    assert held(sessions, person.id) == ("ro", "Null", "ONG Iași", status, email, topics)
+    form = {"csrf": proof, "language": "en", "topic": "capacity-building", "name": "N", "organisation": "O"}
+    for field in form:
+        answer = client.post(f"/p/{token}", data={**form, field: form[field] + "\x00"})
+        assert answer.status_code in (200, 403), (field, answer.status_code)

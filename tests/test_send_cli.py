@@ -292,3 +292,33 @@ def test_sync_schedules_every_send_at_once(seeded, herald):
     assert second.exit_code == 0, second.output
     assert second.stdout.strip() == "Every send_at already has its campaign."
     assert campaign_count(seeded) == len(scheduled)
+
+
+# ---- 6. what must never be sent ------------------------------------------------------------------
+
+def test_an_item_outside_the_content_folder_is_refused_in_one_line_whatever_the_mode(seeded, herald, sink, tmp_path):
+    draft = tmp_path / "drafts" / NEWSLETTER.name
+    shutil.copytree(NEWSLETTER, draft)
+    for mode in ([], ["--dry-run"], ["--test-to", "a@example.org"]):
+        result = herald("send", str(draft), *mode, HERALD_SMTP_URL=sink.url)
+        assert result.exit_code == 2 and isinstance(result.exception, SystemExit), (mode, result.output)
+        said = " ".join(result.output.split())
+        assert "is outside the content folder" in said and "HERALD_CONTENT_DIR" in said, said
+        assert "Traceback" not in result.output
+    assert campaign_count(seeded) == 0 and sink.handler.connections == 0
+
+
+def test_a_public_plain_http_base_url_refuses_real_mail_but_not_a_dry_run(seeded, herald, sink):
+    """RFC 8058: the one-click unsubscribe link in List-Unsubscribe must be https."""
+    public_http = {"HERALD_BASE_URL": "http://news.example.org", "HERALD_SMTP_URL": sink.url}
+    for mode in ([], ["--test-to", "a@example.org"]):
+        result = herald("send", str(NEWSLETTER), *mode, **public_http)
+        assert result.exit_code == 2 and isinstance(result.exception, SystemExit), (mode, result.output)
+        said = " ".join(result.output.split())
+        assert "HERALD_BASE_URL=http://news.example.org is not https" in said, said
+        assert "Set HERALD_BASE_URL to the https:// address" in said
+    assert campaign_count(seeded) == 0 and sink.handler.connections == 0
+    assert herald("send", str(NEWSLETTER), "--dry-run", **public_http).exit_code == 0
+    sent = herald("send", str(NEWSLETTER), "--test-to", "a@example.org", HERALD_BASE_URL="https://news.example.org",
+                  HERALD_SMTP_URL=sink.url)
+    assert sent.exit_code == 0 and sink.handler.accepted == 1, sent.output

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from subscribers import store
+from subscribers.models import Subscriber
 from subscribers.segments import load_segments, members
 from subscribers.topics import load_topics
 from worker.cli import app
@@ -122,3 +123,20 @@ def test_export_to_standard_output_is_csv(sessions, tmp_path):
     assert [(row["email"], row["name"], row["status"], row["attributes"]) for row in rows] == [
         ("ana@example.org", "Ana", "pending", '{"rol": "expert"}')]
     assert Path(tmp_path / "one.report.csv").exists()
+
+
+def test_a_long_name_and_a_nul_neither_stop_the_import_nor_reach_the_store_as_given(sessions, tmp_path):
+    """Seen on PostgreSQL: a 300-character name (StringDataRightTruncation) or a NUL ("text fields cannot contain
+    NUL") aborted the whole import with a traceback, and none of the good rows were imported."""
+    limit = Subscriber.__table__.c["name"].type.length
+    path = tmp_path / "form.csv"
+    path.write_text(f"email,name\nana@example.org,{'A' * 300}\nion@example.org,I\x00on\nradu@example.org,Radu\n",
+                    encoding="utf-8")
+    result = herald("subscribers", "import", str(path))
+    assert result.exit_code == 0 and result.exception is None, result.output
+    assert re.search(r"│\s+3 │\s+0 │\s+0 │\s+0 │", result.stdout)
+    assert f"name cut to {limit} characters (the file has 300)" in result.stdout
+    with sessions() as session:
+        assert store.find(session, "ana@example.org").name == "A" * limit
+        assert store.find(session, "ion@example.org").name == "Ion"
+        assert store.find(session, "radu@example.org").name == "Radu"

@@ -6,6 +6,7 @@ with StrictUndefined, and inspects the HTML a recipient would get.
 
 from __future__ import annotations
 
+import os
 import re
 import traceback
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from subscribers.segments import SEGMENTS_FILE, load_segments
 from subscribers.topics import load_topics
 from worker import events
 from worker.campaigns import item_key
-from worker.content import CEDILLAS, Item, find_items, load_item
+from worker.content import CEDILLAS, Item, find_items, in_content, load_item
 from worker.i18n import load_catalogues
 from worker.mjml_lint import lint_mjml
 from worker.problems import ContentInvalid, Problem, display_path
@@ -47,7 +48,7 @@ class Targets:
 
 
 def is_templates_dir(path: Path) -> bool:
-    return path.is_dir() and (path / "base.mjml.j2").is_file()
+    return os.path.isfile(path / "base.mjml.j2")  # os.path: False, not OSError, for a path too long to look up
 
 
 def split_targets(paths: list[Path], settings: Settings) -> Targets:
@@ -64,7 +65,7 @@ def check(paths: list[Path], settings: Settings) -> list[Problem]:
     problems = check_templates(targets.templates_dir)
     items: list[Item] = []
     for root in targets.content:
-        if not root.exists():
+        if not os.path.exists(root):
             problems.append(Problem(root, 1, "no such file or folder"))
             continue
         for folder in find_items(root):
@@ -86,20 +87,21 @@ _CHANGED_FIELD = {"time": "start", "place": "venue", "join_url": "online_url", "
 
 def unannounced_changes(paths: list[Path], settings: Settings) -> list[Problem]:
     """Events whose time, place, join link or status changed since the invitations went out: not
-    mistakes, but mail owed to the invitees. Needs the store; without one nothing was sent, so nothing is owed."""
+    mistakes, but mail owed to the invitees. Needs the store; without one nothing was sent, so nothing is owed,
+    and neither is anything for an item outside the content folder."""
     url = database_url(settings.database_url)
     if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).is_file()):
         return []
     notices = []
     with open_store(settings)() as session:
         for root in split_targets(paths, settings).content:
-            for folder in find_items(root) if root.exists() else []:
+            for folder in find_items(root):
                 try:
                     item = load_item(folder)
                 except ContentInvalid:
                     continue  # check() reports it
-                if item.kind != "event":
-                    continue
+                if item.kind != "event" or not in_content(item, settings.content_dir):
+                    continue  # a draft outside the content folder cannot have been sent
                 pending = events.unannounced(session, item_key(item, settings.content_dir), item.meta)
                 meta = item.path / "meta.yaml"
                 doc = parse_yaml(meta.read_text(encoding="utf-8"))

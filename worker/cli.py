@@ -20,7 +20,7 @@ from worker.event_calendar import preview_calendar
 from worker.mime import build_eml
 from worker.problems import ContentInvalid, display_path
 from worker.render import EDITIONS, Renderer, messages_of, sample_recipient
-from worker.settings import Settings, load_settings
+from worker.settings import Settings, load_settings, unsafe_for_mail
 
 app = typer.Typer(help="Herald: bilingual newsletters and event invitations, written as files.",
                   no_args_is_help=True, add_completion=False)
@@ -128,8 +128,12 @@ def check_command(
         errors.print(str(problem), markup=False, highlight=False)
     for notice in unannounced_changes(list(paths or []), settings):
         errors.print(f"[yellow]{escape(str(notice))}[/yellow]")
+    unsafe = unsafe_for_mail(settings)
     if problems:
         errors.print(f"[red]{len(problems)} problem(s); nothing is sent until `herald check` passes.[/red]")
+    if unsafe:
+        errors.print(f"[red]{escape(unsafe)}[/red]")
+    if problems or unsafe:
         raise typer.Exit(1)
     console.print("[green]All content and templates are valid.[/green]")
 

@@ -441,13 +441,34 @@ def _load_language(path: Path, model: type[BaseModel], sectioned: bool,
 
 
 def load_item(folder: Path) -> Item:
-    """Load and cross-check one item; raises ContentInvalid listing every problem."""
-    folder = folder.resolve()
+    """Load and cross-check one item; raises ContentInvalid listing every problem.
+
+    A path the file system refuses (too long, unreadable) is a problem too, never an OSError: the API
+    passes paths it was given.
+    """
+    try:
+        return _load_item(folder.resolve())
+    except OSError as error:
+        raise ContentInvalid([Problem(Path(error.filename or folder), 1,
+                                      f"cannot be read: {error.strerror}")]) from None
+
+
+def _linked_out(path: Path, folder: Path) -> Problem | None:
+    """A file that is a symbolic link out of its item folder is never read: it could lead to any file Herald can
+    read (data/secret.key), and the item would mail it."""
+    if path.resolve().is_relative_to(folder):
+        return None
+    return Problem(path, 1, "is a symbolic link out of the item folder; put the file itself in the folder")
+
+
+def _load_item(folder: Path) -> Item:
     problems: list[Problem] = []
     notes: list[Problem] = []
     meta_file = folder / "meta.yaml"
     if not meta_file.is_file():
         raise ContentInvalid([Problem(meta_file, 1, "no meta.yaml; every item folder needs one (see content/README.md)")])
+    if linked := _linked_out(meta_file, folder):
+        raise ContentInvalid([linked])
     meta_text, cedillas = read_text(meta_file)
     notes.extend(cedillas)
     doc = parse_or_report(meta_file, meta_text, 1, problems)
@@ -465,7 +486,9 @@ def load_item(folder: Path) -> Item:
         front_model = NewsletterFront if meta.kind == "newsletter" else EventFront
         for language in LANGUAGES:
             path = folder / f"{language}.md"
-            if path.is_file():
+            if path.is_file() and (linked := _linked_out(path, folder)):
+                problems.append(linked)
+            elif path.is_file():
                 loaded = _load_language(path, front_model, meta.kind == "newsletter", problems, notes)
                 if loaded:
                     texts[language] = loaded
@@ -550,8 +573,18 @@ def _cross_check_follow_up(meta: EventMeta, doc: YamlDoc, meta_file: Path, text:
     return found
 
 
+def in_content(item: Item, content_dir: Path) -> bool:
+    """Whether the item lies inside the content folder: only such an item can be sent (a campaign names its
+    item relative to that folder); a draft anywhere else can still be checked and rendered."""
+    return item.path.is_relative_to(content_dir.resolve())
+
+
 def find_items(root: Path) -> list[Path]:
-    """Item folders under `root` (or `root` itself when it is one), in a stable order."""
-    if (root / "meta.yaml").is_file():
-        return [root]
-    return sorted(meta.parent for meta in root.rglob("meta.yaml"))
+    """Item folders under `root` (or `root` itself when it is one), in a stable order; none under a path the
+    file system cannot look up (too long for it, say), which is no folder of items."""
+    try:
+        if (root / "meta.yaml").is_file():
+            return [root]
+        return sorted(meta.parent for meta in root.rglob("meta.yaml"))
+    except OSError:
+        return []

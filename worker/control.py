@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 from subscribers.models import Subscriber
 from subscribers.segments import segment_named
 from worker import campaigns, clock, events
-from worker.content import Item, find_items, load_item
+from worker.content import Item, find_items, in_content, load_item
 from worker.models import Campaign
-from worker.problems import ContentInvalid
+from worker.problems import ContentInvalid, display_path
 from worker.render import CONFIRMATION, EDITIONS, messages_of
-from worker.settings import Settings
+from worker.settings import Settings, unsafe_for_mail
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,11 @@ def resolve(request: Request, settings: Settings, session: Session) -> tuple[Ite
     update or the cancellation. Messages after the invitation go to the invitees' answers, not a segment.
     """
     item = load_item(request.item)
+    if not in_content(item, settings.content_dir):
+        raise ValueError(f"{display_path(item.path)} is outside the content folder, HERALD_CONTENT_DIR "
+                         f"({display_path(settings.content_dir)}): only an item inside it can be sent. Move the folder "
+                         "there, or set HERALD_CONTENT_DIR to the folder that holds it; `herald check` and "
+                         "`herald render` work on a draft anywhere.")
     key = campaigns.item_key(item, settings.content_dir)
     message = request.message or (events.next_message(session, key, item.meta) if item.kind == "event"
                                   else messages_of(item)[0])
@@ -72,7 +77,16 @@ def _check_following(session: Session, key: str, item: Item, message: str) -> No
                          "were last told; edit meta.yaml first")
 
 
+def check_mail_settings(settings: Settings) -> None:
+    """ValueError when real mail must not go out with these settings (an http base URL in public), so
+    `herald send`, its test copies and the API refuse alike; a dry run or a render sends nothing and may."""
+    reason = unsafe_for_mail(settings)
+    if reason is not None:
+        raise ValueError(reason)
+
+
 def create(session: Session, request: Request, settings: Settings, origin: str) -> Campaign:
+    check_mail_settings(settings)
     item, segment, message = resolve(request, settings, session)
     key = campaigns.item_key(item, settings.content_dir)
     now = clock.now()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import sys
 from datetime import UTC
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -23,21 +24,35 @@ console = Console()
 errors = Console(stderr=True, soft_wrap=True)
 
 
+def _folder_name(given: str, events_dir: Path) -> str:
+    """The event's folder name, from that name or from the folder's path; "" for a path outside `events_dir`.
+
+    Only the listing of `events_dir` is compared with it: the text given is never looked up on disk.
+    """
+    path = Path(given)
+    if len(path.parts) == 1 and given not in (".", ".."):
+        return given
+    folder = path.resolve()
+    return folder.name if folder.parent == events_dir.resolve() else ""
+
+
 @events_app.command()
 def attendees(
-    slug: Annotated[str, typer.Argument(help="The event's folder name under content/events/.")],
+    slug: Annotated[str, typer.Argument(help="The event's folder name under content/events/ (or its path).")],
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV on standard output (UTF-8), nothing else.")] = False,
 ) -> None:
     """Every answer (yes, the waiting list in order, maybe, no) and the counts, with who has not answered."""
     settings = load_settings()
-    item_key = f"events/{slug}"  # as campaigns name their item: the folder relative to the content directory
+    events_dir = settings.content_dir / "events"
+    found = sorted(path.parent.name for path in events_dir.glob("*/meta.yaml"))
+    name = _folder_name(slug, events_dir)
+    item_key = f"events/{name}"  # as campaigns name their item: the folder relative to the content directory
     with open_store(settings)() as session:
         known = events.event_of(session, item_key) is not None
         people, counts = events.attendees(session, item_key)
-    if not known and not (settings.content_dir / item_key / "meta.yaml").is_file():
-        found = sorted(path.parent.name for path in (settings.content_dir / "events").glob("*/meta.yaml"))
-        errors.print(f"No event '{slug}' in {settings.content_dir / 'events'} nor in the store; "
-                     f"there are: {', '.join(found) or 'none'}", markup=False, highlight=False)
+    if not known and name not in found:
+        errors.print(f"No event '{slug}' in {events_dir} nor in the store; give the name of an event's folder there: "
+                     f"{', '.join(found) or 'none'}", markup=False, highlight=False)
         raise typer.Exit(1)
     if as_csv:
         writer = csv.writer(sys.stdout)
@@ -45,7 +60,7 @@ def attendees(
         writer.writerows((person.name, person.organisation, person.country, person.email, person.answer,
                           person.answered_at.astimezone(UTC).isoformat()) for person in people)
         return
-    table = Table("name", "organisation", "country", "answer", "answered (UTC)", title=f"Answers: {slug}")
+    table = Table("name", "organisation", "country", "answer", "answered (UTC)", title=f"Answers: {name}")
     for person in people:
         table.add_row(*map(Text, (person.name, person.organisation, person.country, person.answer,
                                   f"{person.answered_at.astimezone(UTC):%Y-%m-%d %H:%M}")))

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from subscribers import gdpr, selfservice
 from subscribers.models import Subscriber
-from subscribers.profile import clean_text
+from subscribers.profile import LIMITS, clean_text, cut
 from subscribers.vocabulary import SUBSCRIBER_LANGUAGES
 from subscribers.web.links import LINK_REFUSED, Links, switch_url
 from subscribers.web.pages import Lang, csrf_token, page_language
@@ -23,8 +23,6 @@ from worker import clock
 
 PREFIX = "/p/"
 DATA_FILE = "herald-my-data.json"
-# The longest name and organisation the store keeps: longer ones are cut, never refused.
-LIMITS: dict[str, int] = {field: Subscriber.__table__.c[field].type.length for field in ("name", "organisation")}
 
 FormText = Annotated[str | None, Form()]
 
@@ -47,7 +45,7 @@ def chosen_preferences(subscriber: Subscriber, language: str | None, topics: lis
 
 def cleaned(given: str | None, field: str) -> str:
     """A name or organisation from a form: cleaned like any other entry, cut to what the store keeps."""
-    return clean_text(given or "")[:LIMITS[field]].rstrip()
+    return cut(clean_text(given or ""), LIMITS[field])
 
 
 def create_preferences(links: Links) -> APIRouter:
