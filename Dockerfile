@@ -30,7 +30,8 @@ COPY content/ content/
 COPY templates/ templates/
 RUN useradd --system --uid 10001 --user-group --home-dir /app --no-create-home --shell /usr/sbin/nologin herald \
     && mkdir -p data outbox \
-    && chown herald:herald data outbox
+    && chown herald:herald data outbox \
+    && chmod 0700 data
 
 # The installed package cannot find these beside itself, so they are named here.
 ENV HERALD_CONTENT_DIR=/app/content \

@@ -15,6 +15,10 @@ A condition is a mapping; several keys in one mapping must all hold. Keys: `all:
 `any: [...]`, `not: {...}`, a field (`language`, `organisation_type`, `country`, `city`,
 `timezone`, `status`) with a value or a list of values, `topic` with one or more topic slugs
 (any of them), and `attribute: {name: value or [values]}` for custom attributes.
+
+`public: true` puts the newsletters sent to a segment in the web archive (`/archive/`), for anyone to
+read; only `all-subscribers` is public unless the file says otherwise, since a newsletter written for a
+few people (a 9-person segment) is theirs.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from worker.problems import ContentInvalid, Problem
 from worker.yamldoc import YamlDoc
 
 SEGMENTS_FILE = "segments.yaml"
+PUBLIC_BY_DEFAULT = frozenset({"all-subscribers"})
+_KEYS = ("description", "where", "public")
 _SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 ATTRIBUTE_NAME = re.compile(r"^[a-z0-9_]+$")
 
@@ -84,6 +90,7 @@ class Segment:
     name: str
     description: str
     condition: Condition
+    public: bool = False  # its newsletters are in the web archive
 
 
 # ---- SQL and Python, the same meaning ------------------------------------------------------
@@ -175,17 +182,22 @@ class _Reader:
             return None
         if body is None:
             body = {}
-        if not isinstance(body, dict) or set(body) - {"description", "where"}:
-            unknown = sorted(set(body) - {"description", "where"}) if isinstance(body, dict) else []
-            self.fail(loc, f"segment '{name}' takes 'description:' and 'where:'"
+        if not isinstance(body, dict) or set(body) - set(_KEYS):
+            unknown = sorted(set(body) - set(_KEYS)) if isinstance(body, dict) else []
+            self.fail(loc, f"segment '{name}' takes 'description:', 'where:' and 'public:'"
                       + (f", not '{unknown[0]}'" if unknown else ""))
             return None
         description = body.get("description") or ""
         if not isinstance(description, str):
             self.fail((*loc, "description"), "a description is one line of text")
             return None
+        public = body.get("public", name in PUBLIC_BY_DEFAULT)
+        if not isinstance(public, bool):
+            self.fail((*loc, "public"), "'public:' takes true (the newsletters sent to it are in the web archive) "
+                      "or false")
+            return None
         condition = self.condition(body["where"], (*loc, "where")) if "where" in body else AllOf(())
-        return None if condition is None else Segment(name, description.strip(), condition)
+        return None if condition is None else Segment(name, description.strip(), condition, public)
 
     def condition(self, node: Any, loc: tuple[Any, ...]) -> Condition | None:
         if not isinstance(node, dict) or not node:
@@ -295,6 +307,16 @@ def segment_named(content_dir: Path, name: str) -> Segment:
         raise ContentInvalid([Problem(content_dir / SEGMENTS_FILE, 1,
                                       f"no segment '{name}'; add it here or use one of {', '.join(segments)}")])
     return segments[name]
+
+
+def public_segments(content_dir: Path) -> frozenset[str]:
+    """The segments whose newsletters the web archive shows; none while the file (or topics.yaml) has a
+    mistake, so that a broken file never makes a private newsletter public."""
+    try:
+        segments = load_segments(content_dir, load_topics(content_dir))
+    except ContentInvalid:
+        return frozenset()
+    return frozenset(name for name, segment in segments.items() if segment.public)
 
 
 def topics_in(condition: Condition) -> frozenset[str]:

@@ -1,26 +1,34 @@
 """The real web app served over HTTP for browser tests, and browser pages that may reach only it.
 
 `live_server(settings)` serves `create_app(settings)` with uvicorn on 127.0.0.1 in a background
-thread of the test process. The listening socket is bound before the app is built, so the port is
-known (no race for a "free" port) and the settings' `base_url` is the server's own URL: the links
-in messages sent with those settings lead to it. Leaving the block sets `should_exit` and joins the
-thread; a server that does not stop fails the test rather than lingering.
+thread of the test process, as `herald web` does (uvicorn believes no forwarded header itself). The
+listening socket is bound before the app is built, so the port is known (no race for a "free" port)
+and the settings' `base_url` is the server's own URL: the links in messages sent with those settings
+lead to it. Leaving the block sets `should_exit` and joins the thread; a server that does not stop
+fails the test rather than lingering.
+
+`herald_web(env, url)` runs the `herald web` command itself as a child process, for what only a
+process of its own shows: its memory, its listening address, the peer address of a connection.
 """
 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import uvicorn
 from browser import PAGE_TIMEOUT_MS, VIEWPORT_HEIGHT
 
 from worker.api import create_app
-from worker.settings import Settings
+from worker.settings import PROJECT_ROOT, Settings
 
 START_SECONDS = 15
 STOP_SECONDS = 15
@@ -41,7 +49,7 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     served = replace(settings, base_url=url)
     config = uvicorn.Config(create_app(served), lifespan="off", log_config=None, log_level="warning",
-                            access_log=False, timeout_graceful_shutdown=5)
+                            access_log=False, timeout_graceful_shutdown=5, proxy_headers=False)
     server = uvicorn.Server(config)
     # In a thread other than the main one, uvicorn installs no signal handlers: pytest keeps its own.
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="herald-live-server",
@@ -62,6 +70,37 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
         listener.close()
         if thread.is_alive():
             raise RuntimeError(f"the live web server did not stop in {STOP_SECONDS} s")
+
+
+@contextmanager
+def herald_web(env: Mapping[str, str], url: str, *options: str, log: Path) -> Iterator[subprocess.Popen]:
+    """`herald web [options]` with `env`, once it answers at `url` (its output in `log`); stopped after."""
+    with log.open("ab") as output:
+        process = subprocess.Popen([sys.executable, "-m", "worker.cli", "web", *options], env=dict(env),
+                                   cwd=PROJECT_ROOT, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while not _answers(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"herald web did not answer at {url} (exit code {process.poll()}):\n"
+                                   + log.read_text(errors="replace"))
+            time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/static/herald.css", timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 @dataclass

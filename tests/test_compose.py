@@ -8,6 +8,7 @@ the image installs the project and does not run as root.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import shlex
@@ -274,7 +275,7 @@ def test_healthchecks_for_redis_postgres_and_web():
     assert checks["redis"][1:] == ["redis-cli", "ping"]
     assert "pg_isready" in " ".join(checks["postgres"])
     web = " ".join(checks["web"])
-    assert checks["web"][1] == "python" and "urllib" in web and "http://localhost:8000/openapi.json" in web
+    assert checks["web"][1] == "python" and "urllib" in web and "http://localhost:8000/static/herald.css" in web
 
 
 def test_herald_waits_for_healthy_redis_and_postgres():
@@ -294,6 +295,33 @@ def test_workers_scale_and_beat_is_one():
     assert services["beat"].get("deploy", {}).get("replicas", 1) == 1
     assert "container_name" not in services["web"]
     assert any(str(port).split(":")[-1] == "8000" for port in services["web"]["ports"])
+
+
+def test_web_is_reached_from_the_world_only_through_the_proxy():
+    """web's port on loopback at most; the proxy (Caddy) serves HERALD_BASE_URL and hands requests to web."""
+    compose = resolved(_compose(), {**SECRETS, "HERALD_BASE_URL": "https://news.example.org"})
+    services = compose["services"]
+    for port in services["web"].get("ports", []):
+        assert str(port).startswith("127.0.0.1:"), f"web publishes {port} beyond this machine"
+    proxy = services["proxy"]
+    assert proxy["image"] == "caddy:2"
+    assert proxy["command"] == ["caddy", "reverse-proxy", "--from", "https://news.example.org", "--to", "web:8000"]
+    assert {str(port) for port in proxy["ports"]} == {"80:80", "443:443"}
+    assert proxy["depends_on"]["web"]["condition"] == "service_healthy"
+    assert {"caddy-data:/data", "caddy-config:/config"} <= set(proxy["volumes"]), "certificates survive a restart"
+    trial = resolved(_compose(), SECRETS)["services"]["proxy"]["command"]
+    assert trial[trial.index("--from") + 1] == "http://localhost:8000", "Herald's own default base URL"
+
+
+def test_web_believes_forwarded_addresses_from_the_proxy_and_no_one_else():
+    compose = resolved(_compose(), SECRETS)
+    address = compose["services"]["proxy"]["networks"]["default"]["ipv4_address"]
+    [subnet] = [ipaddress.ip_network(pool["subnet"]) for pool in compose["networks"]["default"]["ipam"]["config"]]
+    assert ipaddress.ip_address(address) in subnet
+    trusted = compose["x-herald"]["environment"]["HERALD_TRUSTED_PROXIES"]
+    assert trusted == address, "exactly the proxy's fixed address"
+    for name in PRODUCTION:
+        assert "networks" not in compose["services"][name], f"{name} is on the file's default network"
 
 
 def test_content_and_templates_are_mounted_read_only_where_the_image_looks():
@@ -386,6 +414,8 @@ def test_the_image_installs_herald_and_does_not_run_as_root():
     users = [args.split()[0] for name, args in instructions if name == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0"), "the image must end on a non-root USER"
     assert ("WORKDIR", "/app") in instructions
+    assert any(name == "RUN" and re.search(r"\bchmod 0?700 data\b", args) for name, args in instructions), (
+        "the data folder (database, key, logs) is its owner's only")
     copied = " ".join(args for name, args in instructions if name == "COPY")
     for needed in ("content/", "templates/", "pyproject.toml", "README.md"):
         assert needed in copied, f"the Dockerfile does not copy {needed}"

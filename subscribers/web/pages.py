@@ -49,7 +49,7 @@ class Pages:
 
     def refused(self, reason: str, status: int) -> HTMLResponse:
         """A link that cannot be used, in both languages: it no longer tells us whose it was."""
-        key = {"expired": "expired", "missing": "missing"}.get(reason, "refused")
+        key = {"expired": "expired", "missing": "missing", "too_large": "too_large"}.get(reason, "refused")
         blocks = [{"lang": language, "title": self.words[language][f"{key}_title"],
                    "text": self.words[language][f"{key}_text"], "contact": self.words[language]["contact"]}
                   for language in LANGUAGES]
