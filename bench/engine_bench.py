@@ -332,14 +332,14 @@ def average_size(settings: Settings, sessions: sessionmaker[Session], item: Item
                                                f"{edition}", calendar=calendar), compiled.link_purposes)
     with sessions() as session:
         people = session.execute(select(Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.language,
-                                        Subscriber.timezone)
+                                        Subscriber.timezone, Subscriber.link_key)
                                  .where(Subscriber.id % max(1, subscribers // SIZE_SAMPLE) == 0)
                                  .order_by(Subscriber.id).limit(SIZE_SAMPLE)).all()
     sizes = []
     for person in people:
         skeleton, purposes = skeletons[person.language]
         recipient = Recipient(email=person.email, name=person.name, timezone=person.timezone,
-                              links=signer.links(settings.base_url, person.id, campaign_id, purposes))
+                              links=signer.links(settings.base_url, person.id, person.link_key, campaign_id, purposes))
         sizes.append(len(skeleton.build(recipient, message_id=f"<c{campaign_id}.d{person.id}@{skeleton.domain}>",
                                         sent_at=clock.now())))
     return statistics.mean(sizes)

@@ -56,7 +56,7 @@ from rich.console import Console
 from rich.table import Table
 
 from subscribers import profile, sample
-from subscribers.tokens import Signer
+from subscribers.tokens import Signer, new_link_key
 from worker import event_calendar
 from worker.content import Item, load_item
 from worker.redis_server import redis_server
@@ -103,7 +103,7 @@ class NaiveSender:
         """Stage 1 and stage 2 for this person alone, then the message built by the `email` package."""
         settings = self.settings
         compiled = self.renderer.compile(self.item, person.edition, self.kind)
-        links = self.signer.links(settings.base_url, person.id, CAMPAIGN_ID, compiled.link_purposes)
+        links = self.signer.links(settings.base_url, person.id, new_link_key(), CAMPAIGN_ID, compiled.link_purposes)
         content = compiled.personalise(Recipient(email=person.email, name=person.name, timezone=person.timezone,
                                                  links=links))
         message = EmailMessage()

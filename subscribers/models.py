@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import JSON, CheckConstraint, DateTime, Dialect, ForeignKey, Index, Integer, String, Text, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from subscribers.tokens import new_link_key
 from subscribers.vocabulary import ORGANISATION_TYPES, STATUSES, SUBSCRIBER_LANGUAGES
 
 
@@ -52,9 +53,13 @@ class SubscriberTopic(Base):
 
 
 class Subscriber(Base):
+    """A person. Ids are never handed out twice (AUTOINCREMENT on SQLite; a sequence on PostgreSQL), and
+    `link_key`, random and destroyed with the row, is what every signed link must carry (subscribers.tokens)."""
+
     __tablename__ = "subscribers"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    link_key: Mapped[str] = mapped_column(String(16), default=new_link_key)
     email: Mapped[str] = mapped_column(String(320))
     email_key: Mapped[str] = mapped_column(String(320), unique=True)
     email_hash: Mapped[str] = mapped_column(String(64), index=True)
@@ -82,6 +87,7 @@ class Subscriber(Base):
         one_of("language", SUBSCRIBER_LANGUAGES),
         one_of("status", STATUSES),
         one_of("organisation_type", ORGANISATION_TYPES),
+        {"sqlite_autoincrement": True},
     )
 
 

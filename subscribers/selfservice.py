@@ -7,7 +7,7 @@ idempotent, so a double click or a mail client's retry of a one-click unsubscrib
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -20,14 +20,22 @@ from subscribers.vocabulary import SUBSCRIBER_LANGUAGES
 
 # A person in these states has no subscription left to manage from a link (they bounced, complained or were erased).
 _UNREACHABLE = frozenset({"bounced", "complained"})
+# How long an unsubscribe can be taken back from the page that made it; later, subscribing again asks for consent.
+UNDO_WINDOW = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
 class Unsubscribed:
-    """What one unsubscribe did, so the result page can offer to undo exactly that."""
+    """What one unsubscribe did, so the result page can offer to undo exactly that and nothing else.
+
+    `at` is the moment it was recorded (the person's `unsubscribed_at` for `everything`); `changed` is
+    False when it found nothing to change (already unsubscribed, or none of the topics held).
+    """
 
     everything: bool
     topics: tuple[str, ...] = ()
+    at: datetime | None = None
+    changed: bool = True
 
 
 def get(session: Session, subscriber_id: int) -> Subscriber | None:
@@ -48,24 +56,37 @@ def unsubscribe(session: Session, subscriber: Subscriber, now: datetime, topics:
                                                       SubscriberTopic.topic.in_(held)))
         subscriber.updated_at = now
         session.commit()
-        return Unsubscribed(everything=False, topics=tuple(sorted(held)))
-    if subscriber.status != "unsubscribed":
-        subscriber.status, subscriber.unsubscribed_at, subscriber.updated_at = "unsubscribed", now, now
+        return Unsubscribed(everything=False, topics=tuple(sorted(held)), at=now, changed=bool(held))
+    if subscriber.status == "unsubscribed":
+        session.commit()
+        return Unsubscribed(everything=True, at=subscriber.unsubscribed_at, changed=False)
+    subscriber.status, subscriber.unsubscribed_at, subscriber.updated_at = "unsubscribed", now, now
     session.commit()
-    return Unsubscribed(everything=True)
+    return Unsubscribed(everything=True, at=now)
 
 
-def undo(session: Session, subscriber: Subscriber, done: Unsubscribed, now: datetime) -> None:
-    """Take back an unsubscribe made a moment ago from the same link: no new consent is needed for that."""
+def undo(session: Session, subscriber: Subscriber, done: Unsubscribed, now: datetime) -> bool:
+    """Take back the unsubscribe `done` describes, if it is that very one and recent; True if it was taken back.
+
+    `done` must come from the page that recorded it (the caller checks its proof). It is taken back
+    only within UNDO_WINDOW, and an "everything" only while the person is still unsubscribed by that
+    very act (`unsubscribed_at` unchanged): an opt-out recorded since, by an import or another link,
+    is never reversed, and an unconfirmed person is never confirmed by it. No new consent is needed.
+    """
+    if not done.changed or done.at is None or not timedelta(0) <= now - done.at <= UNDO_WINDOW:
+        return False
     if done.everything:
-        if subscriber.status == "unsubscribed" and subscriber.confirmed_at is not None:  # never confirms the unconfirmed
-            subscriber.status, subscriber.unsubscribed_at, subscriber.updated_at = "confirmed", None, now
+        if not (subscriber.status == "unsubscribed" and subscriber.unsubscribed_at == done.at
+                and subscriber.confirmed_at is not None):
+            return False
+        subscriber.status, subscriber.unsubscribed_at, subscriber.updated_at = "confirmed", None, now
     else:
         held = set(topics_of(session, subscriber.id))
         session.add_all(SubscriberTopic(subscriber_id=subscriber.id, topic=topic)
                         for topic in done.topics if topic not in held)
         subscriber.updated_at = now
     session.commit()
+    return True
 
 
 @dataclass(frozen=True)

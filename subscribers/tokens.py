@@ -1,12 +1,18 @@
 """Signed self-management links: the one place that signs and checks them, for the engine and the web app.
 
 A token is `base64url(payload) . base64url(mac)`. The payload packs a format version, the purpose,
-the subscriber id, the campaign id (0 for none) and the second it was issued: never the address.
+the subscriber id, the campaign id (0 for none), the second it was issued, and the person's link key:
+never the address. The link key is a random value stored with the person (`subscribers.link_key`), so
+erasure destroys it: a link names one person for good, even if their id is ever handed to someone else
+(a restored backup's sequence, say), and it stops working the moment they are erased. Links of format 1,
+signed before link keys existed, carry no key; they name a person only if that person already existed
+when the link was signed (`Claims.names`).
+
 The MAC is HMAC-SHA256 (truncated to 128 bits) under the newest key of HERALD_LINK_KEYS; the older
 ones listed after it still verify, and removing a key revokes every link it signed. Link keys rotate
 apart from HERALD_SECRET_KEY, which also keys the suppression hashes and so must never change (with
-no HERALD_LINK_KEYS, links are signed with a key derived from it). MACs are compared with
-`hmac.compare_digest`, in constant time.
+no HERALD_LINK_KEYS, links are signed with a key derived from it). MACs and person keys are compared
+with `hmac.compare_digest`, in constant time.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import secrets
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -27,9 +34,16 @@ EXPIRES: Mapping[str, timedelta] = {"confirm": timedelta(days=7)}
 # Where each purpose lands on the web side; RSVP links carry the answer as a query parameter.
 PATHS: Mapping[str, str] = {"unsubscribe": "u", "preferences": "p", "confirm": "c", "rsvp": "r", "view": "m"}
 
-_VERSION = 1
-_PAYLOAD = struct.Struct(">BBQQI")  # version, purpose, subscriber, campaign, issued (unix seconds)
+_VERSION = 2
+_PAYLOAD = struct.Struct(">BBIII8s")  # version, purpose, subscriber, campaign, issued (unix seconds), link key
+_PAYLOAD_V1 = struct.Struct(">BBQQI")  # version 1: version, purpose, subscriber, campaign, issued; no link key
 _MAC_BYTES = 16
+LINK_KEY_BYTES = 8
+
+
+def new_link_key() -> str:
+    """A person's link key, as stored (hex): 64 random bits, made once when they are first stored."""
+    return secrets.token_hex(LINK_KEY_BYTES)
 
 
 class BadToken(ValueError):
@@ -47,6 +61,17 @@ class Claims:
     subscriber_id: int
     campaign_id: int | None
     issued_at: datetime
+    link_key: bytes | None  # None: a format-1 link, from before link keys
+
+    def names(self, link_key: str, created_at: datetime) -> bool:
+        """Whether the link was made for this stored person (their link key and creation time).
+
+        A format-1 link is trusted only for someone who existed when it was signed: a person stored
+        later under a reused id never answers to it.
+        """
+        if self.link_key is None:
+            return created_at.replace(microsecond=0) <= self.issued_at
+        return hmac.compare_digest(bytes.fromhex(link_key), self.link_key)
 
 
 def _b64(raw: bytes) -> str:
@@ -73,10 +98,12 @@ class Signer:
         newest, *older = settings.link_keys or (settings.secret_key,)
         return cls(newest, older)
 
-    def sign(self, purpose: str, subscriber_id: int, campaign_id: int | None = None,
+    def sign(self, purpose: str, subscriber_id: int, link_key: str, campaign_id: int | None = None,
              issued_at: datetime | None = None) -> str:
+        """A link for the person with this id and link key (both from their stored row)."""
         issued = int((issued_at or datetime.now(UTC)).timestamp())
-        payload = _PAYLOAD.pack(_VERSION, PURPOSES.index(purpose), subscriber_id, campaign_id or 0, issued)
+        payload = _PAYLOAD.pack(_VERSION, PURPOSES.index(purpose), subscriber_id, campaign_id or 0, issued,
+                                bytes.fromhex(link_key))
         return f"{_b64(payload)}.{_b64(hmac.digest(self._keys[0], payload, 'sha256')[:_MAC_BYTES])}"
 
     def verify(self, token: str, purpose: str, now: datetime | None = None) -> Claims:
@@ -91,11 +118,16 @@ class Signer:
             raise BadToken("malformed")
         if not any(hmac.compare_digest(hmac.digest(key, payload, "sha256")[:_MAC_BYTES], mac) for key in self._keys):
             raise BadToken("signature")
-        version, purpose_index, subscriber_id, campaign_id, issued = _PAYLOAD.unpack(payload)
-        if version != _VERSION or purpose_index >= len(PURPOSES):
+        if payload[0] == _VERSION:
+            _, purpose_index, subscriber_id, campaign_id, issued, link_key = _PAYLOAD.unpack(payload)
+        elif payload[0] == 1:
+            (_, purpose_index, subscriber_id, campaign_id, issued), link_key = _PAYLOAD_V1.unpack(payload), None
+        else:
+            raise BadToken("malformed")
+        if purpose_index >= len(PURPOSES):
             raise BadToken("malformed")
         claims = Claims(PURPOSES[purpose_index], subscriber_id, campaign_id or None,
-                        datetime.fromtimestamp(issued, UTC))
+                        datetime.fromtimestamp(issued, UTC), link_key)
         if claims.purpose != purpose:
             raise BadToken("purpose")
         lifetime = EXPIRES.get(purpose)
@@ -103,7 +135,7 @@ class Signer:
             raise BadToken("expired", claims)
         return claims
 
-    def links(self, base_url: str, subscriber_id: int, campaign_id: int | None,
+    def links(self, base_url: str, subscriber_id: int, link_key: str, campaign_id: int | None,
               purposes: Iterable[str]) -> dict[str, str]:
         """The URLs a message carries, by slot purpose (worker.render.LINK_PURPOSES, plus `confirm`)."""
         signed: dict[str, str] = {}
@@ -111,7 +143,7 @@ class Signer:
         for slot_purpose in purposes:
             purpose, _, answer = slot_purpose.partition("_")  # rsvp_yes -> rsvp, yes
             if purpose not in signed:
-                signed[purpose] = self.sign(purpose, subscriber_id, campaign_id)
+                signed[purpose] = self.sign(purpose, subscriber_id, link_key, campaign_id)
             url = f"{base_url}/{PATHS[purpose]}/{signed[purpose]}"
             urls[slot_purpose] = f"{url}?answer={answer}" if answer else url
         return urls

@@ -62,7 +62,8 @@ def test_a_campaign_reaches_every_subscriber_exactly_once_in_their_edition(engin
         unsubscribe = re.fullmatch(r"<(https://herald\.example\.org/u/([^>]+))>, <mailto:[^>]+\?subject=unsubscribe>",
                                    str(message["List-Unsubscribe"]).replace("\r\n", "").replace("  ", " "))
         assert unsubscribe, message["List-Unsubscribe"]
-        assert signer.verify(unsubscribe.group(2), "unsubscribe").subscriber_id == person.id
+        claims = signer.verify(unsubscribe.group(2), "unsubscribe")
+        assert claims.subscriber_id == person.id and claims.link_key.hex() == person.link_key
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert message["Auto-Submitted"] == "auto-generated"
         assert message["List-Id"] == f"<{engine.settings.list_id}>"
@@ -71,6 +72,9 @@ def test_a_campaign_reaches_every_subscriber_exactly_once_in_their_edition(engin
         assert message["Date"].endswith("+0000")
         message_ids.add(message["Message-ID"])
     assert len(message_ids) == len(messages)
+    key = campaign.message_key
+    assert key and all(re.fullmatch(rf"<c{campaign_id}\.d\d+\.{key}@[^>]+>", mid) for mid in message_ids), \
+        "the campaign's random key: a reinstall that numbers campaigns from 1 again makes other ids"
 
 
 def test_three_sigkills_of_the_worker_lose_nobody_and_duplicate_at_most_one_each(engine):

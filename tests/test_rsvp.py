@@ -45,6 +45,7 @@ class Invited:
     settings: Settings
     campaign_id: int
     people: list[int]  # subscriber ids, in id order
+    link_keys: dict[int, str]  # each one's link key, which their links carry
 
     signed: dict[int, dict[str, str]] = field(default_factory=dict)
 
@@ -52,7 +53,7 @@ class Invited:
         """The path (and query) of the email's button for `answer`, as the engine signs it (once per person)."""
         if subscriber_id not in self.signed:
             self.signed[subscriber_id] = Signer.from_settings(self.settings).links(
-                self.settings.base_url, subscriber_id, self.campaign_id, RSVP_SLOTS)
+                self.settings.base_url, subscriber_id, self.link_keys[subscriber_id], self.campaign_id, RSVP_SLOTS)
         parts = urlsplit(self.signed[subscriber_id][f"rsvp_{answer}"])
         return f"{parts.path}?{parts.query}"
 
@@ -90,8 +91,8 @@ def invited(db_settings: Settings, sessions, at) -> Invited:
                                     edition=None, send_at=None, origin="cli", now=now)
         events.publish(session, EVENT, META, now)
         session.commit()
-        people = list(session.scalars(select(Subscriber.id).order_by(Subscriber.id)))
-    return Invited(TestClient(create_app(db_settings)), db_settings, campaign.id, people)
+        keys = dict(session.execute(select(Subscriber.id, Subscriber.link_key).order_by(Subscriber.id)).all())
+    return Invited(TestClient(create_app(db_settings)), db_settings, campaign.id, list(keys), keys)
 
 
 def answers(sessions) -> list[tuple]:
@@ -223,6 +224,7 @@ def test_an_answer_that_is_none_of_the_three_is_refused_with_the_page(invited, s
 
 def test_refused_links_and_forms_change_nothing(invited, sessions, db_settings):
     person = invited.people[0]
+    key = invited.link_keys[person]
     token = invited.token(person)
     payload, mac = token.split(".")
     signer = Signer.from_settings(db_settings)
@@ -230,12 +232,12 @@ def test_refused_links_and_forms_change_nothing(invited, sessions, db_settings):
     broken = "Linkul nu funcționează"
     refused = {
         flipped: (403, broken),
-        signer.sign("unsubscribe", person, invited.campaign_id): (403, broken),
-        Signer("a key that was never ours").sign("rsvp", person, invited.campaign_id): (403, broken),
+        signer.sign("unsubscribe", person, key, invited.campaign_id): (403, broken),
+        Signer("a key that was never ours").sign("rsvp", person, key, invited.campaign_id): (403, broken),
         token[:-3]: (400, broken),
-        signer.sign("rsvp", 10**9, invited.campaign_id): (404, "Nu există"),  # nobody
-        signer.sign("rsvp", person, None): (404, "Nu există"),  # no campaign
-        signer.sign("rsvp", person, 10**6): (404, "Nu există"),  # no such campaign
+        signer.sign("rsvp", 10**9, key, invited.campaign_id): (404, "Nu există"),  # nobody
+        signer.sign("rsvp", person, key, None): (404, "Nu există"),  # no campaign
+        signer.sign("rsvp", person, key, 10**6): (404, "Nu există"),  # no such campaign
     }
     with sessions() as session:  # a campaign whose event row does not exist: its invitation never went out
         unsent = campaigns.create(session, item="events/eui-online-qa-session", message="invitation",
@@ -243,8 +245,8 @@ def test_refused_links_and_forms_change_nothing(invited, sessions, db_settings):
         news = campaigns.create(session, item="newsletters/2027-01-uia-transfer-networks", message="newsletter",
                                 segment="all-subscribers", edition=None, send_at=None, origin="cli", now=clock.now())
         session.commit()
-    refused[signer.sign("rsvp", person, unsent.id)] = (404, "Nu există")
-    refused[signer.sign("rsvp", person, news.id)] = (404, "Nu există")
+    refused[signer.sign("rsvp", person, key, unsent.id)] = (404, "Nu există")
+    refused[signer.sign("rsvp", person, key, news.id)] = (404, "Nu există")
     for bad, (status, romanian) in refused.items():
         for answer in (invited.client.get(f"/r/{bad}?answer=yes"), invited.answer(person, "yes", token=bad)):
             assert answer.status_code == status, bad

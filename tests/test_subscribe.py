@@ -90,8 +90,8 @@ def test_robots_bad_forms_and_floods_are_turned_away(web, sessions):
     assert 429 in statuses and statuses.index(429) <= 10
 
 
-def _confirm_token(settings, subscriber_id: int, campaign_id: int = 1, issued_at: datetime | None = None) -> str:
-    return Signer(settings.secret_key).sign("confirm", subscriber_id, campaign_id, issued_at=issued_at)
+def _confirm_token(settings, person: Subscriber, campaign_id: int = 1, issued_at: datetime | None = None) -> str:
+    return Signer(settings.secret_key).sign("confirm", person.id, person.link_key, campaign_id, issued_at=issued_at)
 
 
 def test_the_confirmation_link_applies_the_request_and_records_the_consent(web, sessions):
@@ -99,7 +99,7 @@ def test_the_confirmation_link_applies_the_request_and_records_the_consent(web, 
     post(client, email="ana.noua@example.org", topic=["transfer-networks"], name="Ana Nouă")
     with sessions() as session:
         person = store.find(session, "ana.noua@example.org")
-    token = _confirm_token(settings, person.id)
+    token = _confirm_token(settings, person)
     page = client.get(f"/c/{token}")
     assert page.status_code == 200 and "Confirm your subscription" in page.text
     with sessions() as session:
@@ -127,7 +127,7 @@ def test_an_unsubscribed_person_stays_unsubscribed_until_they_confirm_again(web,
         assert session.get(Subscriber, person.id).status == "unsubscribed"
         waiting = session.scalars(select(Subscriber.id).where(campaigns.awaiting_confirmation())).all()
         assert person.id in waiting
-    token = _confirm_token(settings, person.id)
+    token = _confirm_token(settings, person)
     client.post(f"/c/{token}", data={"csrf": csrf_token(settings.secret_key, token)})
     with sessions() as session:
         assert session.get(Subscriber, person.id).status == "confirmed"
@@ -142,7 +142,7 @@ def test_an_expired_link_offers_a_new_one(web, sessions):
         person = store.find(session, "late@example.org")
         session.execute(SubscriptionRequest.__table__.update().values(asked_in=1))  # as if mailed already
         session.commit()
-    token = _confirm_token(settings, person.id, issued_at=datetime.now(UTC) - timedelta(days=8))
+    token = _confirm_token(settings, person, issued_at=datetime.now(UTC) - timedelta(days=8))
     page = client.get(f"/c/{token}?lang=en")
     assert page.status_code == 410 and "Send me a new link" in page.text
     assert client.post(f"/c/{token}", data={"csrf": csrf_token(settings.secret_key, token)}).status_code == 410
@@ -150,3 +150,20 @@ def test_an_expired_link_offers_a_new_one(web, sessions):
     with sessions() as session:
         assert session.get(Subscriber, person.id).status == "pending"
         assert person.id in session.scalars(select(Subscriber.id).where(campaigns.awaiting_confirmation())).all()
+
+
+def test_control_characters_in_any_field_are_stripped_or_refused_never_a_500(web, sessions):
+    """Seen on PostgreSQL: `name=Nu%00ll` was a public 500 ("text fields cannot contain NUL")."""
+    client, _ = web
+    answer = post(client, email="nul@example.org", name="Nu\x00ll\r\n", organisation="\u202eONG\x00 Iași\u202c\t")
+    assert answer.status_code == 200 and "Check your inbox" in answer.text
+    with sessions() as session:
+        person = store.find(session, "nul@example.org")
+        request = session.scalars(select(SubscriptionRequest).where(SubscriptionRequest.subscriber_id == person.id)).one()
+        assert (person.name, request.name, request.organisation) == ("Null", "Null", "ONG Iași")
+    page = client.get("/subscribe?lang=en").text
+    good = form_fields(page) | {"email": "nul2@example.org", "name": "N", "organisation": "O",
+                                "organisation_type": "ngo", "language": "en", "topic": "capacity-building"}
+    for field in [*good, "website"]:  # stripped where it is text, refused (403, 422) where it must match
+        answer = client.post("/subscribe?lang=en", data={**good, field: good.get(field, "") + "\x00"})
+        assert answer.status_code in (200, 403, 422), (field, answer.status_code)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from subscribers import store
 from subscribers.db import open_store
-from subscribers.tokens import Signer
+from subscribers.tokens import Signer, new_link_key
 from worker import campaigns, clock, control
 from worker.content import Item, load_item
 from worker.event_calendar import preview_calendar
@@ -75,6 +75,8 @@ def send(
             item = load_item(path)
             request = control.Request(path, segment, message, edition, _parse_at(at, item) if at else None)
             item, segment_name, message_name = control.resolve(request, settings, session)
+            if not dry_run:
+                control.check_mail_settings(settings)
         except ContentInvalid as error:
             _fail_content(error)
         except ValueError as error:
@@ -104,7 +106,8 @@ def _test_send(session: Session, settings: Settings, item: Item, message: str, e
             skeleton = Skeleton.prepare(compiled, settings, feedback_id=f"test:{message}:{chosen}",
                                         subject_prefix="[TEST] ",
                                         calendar=preview_calendar(item, compiled.language, message, settings))
-            links = signer.links(settings.base_url, person.id if person else 0, None, compiled.link_purposes)
+            links = signer.links(settings.base_url, person.id if person else 0,
+                                 person.link_key if person else new_link_key(), None, compiled.link_purposes)
             recipient = Recipient(email=address, name=person.name if person else "",
                                   timezone=person.timezone if person else None, links=links)
             outcome = smtp.send(settings.org_email, address,

@@ -70,6 +70,7 @@ class Claimed:
     name: str
     language: str
     timezone: str | None
+    link_key: str
     mailable: bool
 
 
@@ -242,7 +243,7 @@ def claim(session: Session, batch: Batch, now: datetime, lease: timedelta,
         claimable(now)).values(state="sending", claim=token, lease_until=now + lease), execution_options=_PLAIN)
     rows = session.execute(
         select(Delivery.id, Subscriber.id, Subscriber.email, Subscriber.name, Subscriber.language,
-               Subscriber.timezone, (mailable() if allowed is None else allowed).label("mailable"))
+               Subscriber.timezone, Subscriber.link_key, (mailable() if allowed is None else allowed).label("mailable"))
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .where(Delivery.claim == token, Delivery.state == "sending").order_by(Subscriber.id))
     claimed = [Claimed(*row) for row in rows]

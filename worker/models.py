@@ -7,6 +7,7 @@ SMTP server accepted it. Counts shown to the operator are read from it, never ke
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 from sqlalchemy import (
@@ -49,6 +50,9 @@ class Campaign(Base):
     finished_at: Mapped[datetime | None]
     # An event message's revision of the event (its iCalendar SEQUENCE), fixed when it starts sending.
     revision: Mapped[int | None] = mapped_column(Integer)
+    # Random, in every Message-ID of the campaign: ids stay unique after a reinstall starts counting campaigns
+    # and deliveries from 1 again. None only for campaigns made before it existed (their ids keep the old form).
+    message_key: Mapped[str | None] = mapped_column(String(16), default=lambda: secrets.token_hex(6))
 
     __table_args__ = (one_of("state", CAMPAIGN_STATES),)
 

@@ -47,7 +47,7 @@ class Settings:
     retry_max_seconds: float
     max_attempts: int  # temporary failures before a delivery is given up as failed
     bounce_threshold: int  # hard bounces before a subscriber is marked bounced and suppressed
-    pause_after_failures: int  # temporary failures in a row, campaign-wide, before it pauses itself
+    pause_after_failures: int  # temporary or refused failures in a row, campaign-wide, before it pauses itself
     # The web side: where `herald web` / `up` listen, and whose X-Forwarded-For it believes.
     listen: tuple[str, int]  # host, port
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]  # empty: believe no one

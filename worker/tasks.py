@@ -185,7 +185,6 @@ def _send(session: Session, r: Resources, campaign: Campaign, editions: dict[str
     settings = r.settings
     streak = FailureStreak(r.redis, f"herald:campaign:{campaign.id}:failures")
     checked = renewed = time.monotonic()
-    domain = settings.org_email.rpartition("@")[2]
     with SmtpSender(parse_smtp_url(settings.smtp_url)) as smtp:
         for row in rows:
             if time.monotonic() - checked > CHECK_STATE_SECONDS:
@@ -201,13 +200,14 @@ def _send(session: Session, r: Resources, campaign: Campaign, editions: dict[str
                 campaigns.mark_suppressed(session, row.delivery_id, token)
                 continue
             edition = editions[campaign.edition or row.language]
-            links = r.signer.links(settings.base_url, row.subscriber_id, campaign.id, edition.link_purposes)
+            links = r.signer.links(settings.base_url, row.subscriber_id, row.link_key, campaign.id,
+                                   edition.link_purposes)
             recipient = Recipient(email=row.email, name=row.name, timezone=row.timezone, links=links)
             try:
                 # The same Message-ID on a resend, so a client that got the first copy shows one.
-                message = edition.skeleton.build(recipient, message_id=f"<c{campaign.id}.d{row.delivery_id}@{domain}>",
+                message = edition.skeleton.build(recipient, message_id=delivery_message_id(campaign, row, edition.skeleton.domain),
                                                   sent_at=clock.now())
-            except ValueError as error:  # an address this writer cannot put in a header (SMTPUTF8)
+            except ValueError as error:  # an address whose domain has no A-label (IDNA 2008)
                 campaigns.mark_failed(session, row.delivery_id, token, str(error).replace(row.email, "address"))
                 continue
             r.limiter.acquire()
@@ -219,22 +219,34 @@ def _send(session: Session, r: Resources, campaign: Campaign, editions: dict[str
                 campaigns.mark_bounced(session, row.delivery_id, token, row.subscriber_id, outcome.detail,
                                        clock.now(), settings.bounce_threshold, settings.secret_key)
             else:
-                attempts = campaigns.attempts_of(session, row.delivery_id)
-                wait = campaigns.backoff(attempts + 1, settings.retry_base_seconds, settings.retry_max_seconds)
-                campaigns.mark_temporary(session, row.delivery_id, token, clock.now(), outcome.detail,
-                                         attempts, settings.max_attempts, wait)
+                rejected = outcome.status == "rejected"  # the message or its sender refused: the person is not at fault
+                if rejected:
+                    campaigns.mark_failed(session, row.delivery_id, token, outcome.detail)
+                else:
+                    attempts = campaigns.attempts_of(session, row.delivery_id)
+                    wait = campaigns.backoff(attempts + 1, settings.retry_base_seconds, settings.retry_max_seconds)
+                    campaigns.mark_temporary(session, row.delivery_id, token, clock.now(), outcome.detail,
+                                             attempts, settings.max_attempts, wait)
                 if streak.failure() >= settings.pause_after_failures:
                     campaigns.pause(session, campaign.id, clock.now(),
-                                    f"{settings.pause_after_failures} temporary SMTP failures in a row "
-                                    f"(last: {outcome.detail}); the server looks down. Fix it, then resume.")
+                                    f"{settings.pause_after_failures} {'refused' if rejected else 'temporary'} SMTP "
+                                    f"failures in a row (last: {outcome.detail}); the server "
+                                    f"{'refuses what Herald sends' if rejected else 'looks down'}. Fix it, then resume.")
                     streak.reset()
                     campaigns.release(session, token)
                     return
     streak.flush()
 
 
+def delivery_message_id(campaign: Campaign, row: campaigns.Claimed, domain: str) -> str:
+    """The same on a resend of one delivery, so a client that got the first copy shows one; the campaign's
+    random key keeps it unique after a reinstall numbers campaigns and deliveries from 1 again."""
+    key = f".{campaign.message_key}" if campaign.message_key else ""  # None: a campaign from before keys
+    return f"<c{campaign.id}.d{row.delivery_id}{key}@{domain}>"
+
+
 class FailureStreak:
-    """Temporary failures in a row, shared by every worker of a campaign (a Redis counter).
+    """Temporary or refused failures in a row, shared by every worker of a campaign (a Redis counter).
 
     A success resets it; telling Redis about each one cost a round trip per message, so a worker
     remembers it and resets the counter before its next failure, at its next state check, or when

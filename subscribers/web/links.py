@@ -61,8 +61,11 @@ class Links:
             return self.refused(refusal.reason)
 
     def person(self, session: Session, claims: Claims) -> Subscriber | HTMLResponse:
+        """The person the link was made for; "missing" once they are erased, even if their id lives on."""
         found = selfservice.get(session, claims.subscriber_id)
-        return found if found is not None else self.refused("missing")
+        if found is None or not claims.names(found.link_key, found.created_at):
+            return self.refused("missing")
+        return found
 
     def visit(self, session: Session, token: str, purpose: str, *, form: bool = False, csrf: str | None = None,
               allow_expired: bool = False) -> Visit | HTMLResponse:

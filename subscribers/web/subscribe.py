@@ -26,7 +26,9 @@ from subscribers.vocabulary import ORGANISATION_TYPES, SUBSCRIBER_LANGUAGES
 from subscribers.web.links import LINK_REFUSED, Links, html_responses, switch_url
 from subscribers.web.pages import Lang, csrf_token, csrf_valid, page_language
 from subscribers.web.preferences import cleaned
+from subscribers.web.visitor import visitor
 from worker import clock
+from worker.smtp import offers_smtputf8
 
 log = logging.getLogger(__name__)
 FORM_LIFETIME = 2 * 3600  # seconds a served form may be posted
@@ -112,7 +114,7 @@ def create_subscribe(links: Links) -> APIRouter:
         source = "embedded form" if embedded else "subscribe page"
         if not form_token_valid(csrf):
             return links.refused("signature")
-        if not within_limit(f"herald:subscribe:ip:{request.client.host if request.client else '-'}", PER_IP):
+        if not within_limit(f"herald:subscribe:ip:{visitor(request, settings.trusted_proxies)}", PER_IP):
             return pages.notice(page_lang, "busy_title", "busy_text", status=429, embedded=embedded)
         catalogue = load_topics(settings.content_dir)
         wanted_language = language if language in SUBSCRIBER_LANGUAGES else page_lang
@@ -123,6 +125,9 @@ def create_subscribe(links: Links) -> APIRouter:
             address = normalise_email(email)
         except Invalid:
             return form_page(page_lang, embedded, words["error_email"], form, status=422)
+        if not address.rpartition("@")[0].isascii() and not offers_smtputf8(settings.smtp_url):
+            # Every message to it would fail (RFC 6531): say so now rather than "check your inbox".
+            return form_page(page_lang, embedded, words["error_email_smtputf8"], form, status=422)
         if consent != consent_version(text):
             return form_page(page_lang, embedded, words["error_consent"], form, status=422)
         answer = pages.notice(page_lang, "subscribe_sent_title", "subscribe_sent_text", embedded=embedded)
@@ -150,9 +155,9 @@ def create_subscribe(links: Links) -> APIRouter:
             if refusal.reason != "expired":
                 return links.refused(refusal.reason)
             with links.sessions() as session:
-                subscriber = selfservice.get(session, refusal.claims.subscriber_id)
-                if subscriber is None:
-                    return links.refused("missing")
+                subscriber = links.person(session, refusal.claims)
+                if isinstance(subscriber, Response):
+                    return subscriber
                 language = page_language(subscriber.language, lang)
                 return pages.render("renew", language, 410, title=pages.words[language]["expired_title"],
                                     switch_url=switch_url(request.url.path, language),

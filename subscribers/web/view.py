@@ -1,5 +1,8 @@
 """Messages in a browser: as one recipient got it (`/m/{token}`), and the public archive of sent
-newsletters (`/archive/`), rendered for nobody in particular. Both use the engine's stage 1 and 2."""
+newsletters (`/archive/`), rendered for nobody in particular. Both use the engine's stage 1 and 2.
+
+The archive shows only newsletters sent to a segment marked `public:` in content/segments.yaml: one
+written for a few people is theirs, not the world's."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from sqlalchemy import select
 
+from subscribers.segments import public_segments
 from subscribers.web.links import LINK_REFUSED, Links, html_responses, switch_url
 from subscribers.web.pages import CampaignId, Lang, page_language
 from worker.content import load_item
@@ -45,16 +49,19 @@ def create_view(links: Links) -> APIRouter:
                 edition = compiled(campaign.id, campaign.item, campaign.message, campaign.edition or subscriber.language)
             except ContentInvalid:
                 return links.refused("missing")
-            urls = links.signer.links(settings.base_url, subscriber.id, campaign.id, edition.link_purposes)
+            urls = links.signer.links(settings.base_url, subscriber.id, subscriber.link_key, campaign.id,
+                                      edition.link_purposes)
             message = edition.personalise(Recipient(email=subscriber.email, name=subscriber.name,
                                                     timezone=subscriber.timezone, links=urls))
             return HTMLResponse(message.html)
 
-    @router.get(ARCHIVE_PREFIX, summary="Sent newsletters, newest first")
+    @router.get(ARCHIVE_PREFIX, summary="Sent newsletters to public segments, newest first")
     def archive(lang: Lang = None) -> Response:
         language = page_language("", lang)
+        public = sorted(public_segments(settings.content_dir))
         with links.sessions() as session:
-            sent = session.scalars(select(Campaign).where(Campaign.state == "sent", Campaign.message == "newsletter")
+            sent = session.scalars(select(Campaign).where(Campaign.state == "sent", Campaign.message == "newsletter",
+                                                          Campaign.segment.in_(public))
                                    .order_by(Campaign.finished_at.desc()))
             issues, seen = [], set()
             for campaign in sent:
@@ -75,7 +82,8 @@ def create_view(links: Links) -> APIRouter:
         language = page_language("", lang)
         with links.sessions() as session:
             campaign = session.get(Campaign, campaign_id)
-        if campaign is None or campaign.state != "sent" or campaign.message != "newsletter":
+        if (campaign is None or campaign.state != "sent" or campaign.message != "newsletter"
+                or campaign.segment not in public_segments(settings.content_dir)):
             return links.refused("missing")
         try:
             edition = compiled(campaign.id, campaign.item, campaign.message, language)
