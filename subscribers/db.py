@@ -7,6 +7,7 @@ free pages. `HERALD_DATABASE_URL=postgresql://…` selects PostgreSQL through ps
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from alembic import command
@@ -15,7 +16,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from worker.settings import Settings
+from worker.settings import Settings, private_dir
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -36,11 +37,21 @@ def _tune_sqlite(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API ob
     cursor.close()
 
 
+def _private_sqlite_file(path: Path) -> None:
+    """The database file created readable by its owner only, before SQLite opens it (its -wal and -shm files
+    take the same mode): it holds every subscriber's address."""
+    private_dir(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 def create(url: str | URL) -> Engine:
     url = database_url(str(url)) if isinstance(url, str) else url
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_file(Path(url.database))
         engine = create_engine(url)
         event.listen(engine, "connect", _tune_sqlite)
         return engine

@@ -74,3 +74,25 @@ def test_pages_stream_every_match_once_in_id_order(sessions):
         pages = list(store.pages(session, Subscriber.language == "en", size=4))
     assert [len(page) for page in pages] == [4, 4, 4, 4]
     assert [s.email for page in pages for s in page] == [f"p{n}@example.org" for n in range(25) if n % 3]
+
+
+def test_the_data_folder_database_and_generated_key_are_readable_by_their_owner_only(tmp_path, monkeypatch):
+    """They hold every subscriber's address and the key to every link: no other user of the machine reads them."""
+    import stat
+
+    from worker.settings import load_settings
+
+    data = tmp_path / "fresh" / "data"
+    monkeypatch.setenv("HERALD_DATA_DIR", str(data))
+    monkeypatch.delenv("HERALD_SECRET_KEY")
+    monkeypatch.delenv("HERALD_DATABASE_URL", raising=False)
+    settings = load_settings()
+    engine = create(settings.database_url)
+    migrate(engine)
+    with engine.begin() as connection:  # a write, so the write-ahead log exists
+        connection.execute(text("INSERT INTO topics (slug, name_ro, name_en) VALUES ('t', 'T', 'T')"))
+        modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in data.iterdir()}
+    engine.dispose()
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert modes == {"secret.key": 0o600, "herald.sqlite3": 0o600, "herald.sqlite3-wal": 0o600,
+                     "herald.sqlite3-shm": 0o600}
