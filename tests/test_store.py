@@ -30,7 +30,7 @@ def test_migrations_build_exactly_the_models_tables(sessions):
         assert {column["name"] for column in inspector.get_columns(table.name)} == set(table.columns.keys())
     migrate(engine)  # a second run is a no-op
     with engine.connect() as connection:
-        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0005"
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0006"
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_secure_delete(tmp_path):

@@ -53,6 +53,8 @@ class Campaign(Base):
     # Random, in every Message-ID of the campaign: ids stay unique after a reinstall starts counting campaigns
     # and deliveries from 1 again. None only for campaigns made before it existed (their ids keep the old form).
     message_key: Mapped[str | None] = mapped_column(String(16), default=lambda: secrets.token_hex(6))
+    # Why this campaign mails an item's message to an audience that a campaign before it covered (`--again`).
+    repeat_reason: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (one_of("state", CAMPAIGN_STATES),)
 
@@ -77,6 +79,16 @@ class Delivery(Base):
         Index("ix_deliveries_campaign_state", "campaign_id", "state", "subscriber_id"),
         one_of("state", DELIVERY_STATES),
     )
+
+
+class Installation(Base):
+    """The one row that names this installation: its queue and Redis keys carry the id, so two Heralds that
+    share a machine or a Redis never take each other's work (migration 0006 makes it)."""
+
+    __tablename__ = "installation"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime]
 
 
 RSVP_ANSWERS: tuple[str, ...] = ("yes", "maybe", "no")
