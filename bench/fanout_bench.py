@@ -177,10 +177,12 @@ def bench_size(backend: str, url: str, size: int, args: argparse.Namespace, brok
             seconds, before, peak, batches = in_fresh_process(fan_out_loop, url, campaign_id)
         else:
             from worker.celery_app import QUEUE  # not at the top, as in fan_out_task
+            from worker.installation import keys_of
 
             broker.flushall()
             seconds, before, peak = in_fresh_process(fan_out_task, campaign_id)
-            batches = broker.llen(QUEUE)
+            with sessions() as session:
+                batches = broker.llen(keys_of(session)(QUEUE))  # the installation's queue
         rows = ledger_rows(sessions, campaign_id)
         if rows != mailable or batches < math.ceil(rows / batch_size):
             raise RuntimeError(f"campaign {campaign_id}: {rows:,} ledger rows and {batches:,} batches "

@@ -3,6 +3,9 @@
 SQLite (the default, a file in the data directory) runs in WAL mode so the web side reads while
 a campaign writes, with foreign keys on and `secure_delete` so erased people leave no bytes in
 free pages. `HERALD_DATABASE_URL=postgresql://…` selects PostgreSQL through psycopg 3.
+
+A database that cannot be opened (a server that does not answer, a refused login, a SQLite file in a
+folder that does not exist) stops the command in one line that names it and says what to do.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from worker.settings import Settings, private_dir
@@ -86,7 +90,31 @@ def migrate(engine: Engine) -> None:
 
 
 def open_store(settings: Settings) -> sessionmaker[Session]:
-    """The session factory every command and task uses; migrates on first open."""
-    engine = create(settings.database_url)
-    migrate(engine)
+    """The session factory every command and task uses; migrates on first open.
+
+    Every command opens the store first, so this is where a database that cannot be opened stops it, in one line.
+    """
+    url = database_url(settings.database_url)
+    _folder_exists(url, settings.data_dir)
+    engine = create(url)
+    try:
+        migrate(engine)
+    except OperationalError as error:
+        engine.dispose()
+        reason = " ".join(str(error.orig).split())  # libpq's message runs over several lines
+        fix = "check that file" if url.get_backend_name() == "sqlite" else "start its server"
+        shown = make_url(settings.database_url).render_as_string(hide_password=True)  # as written, no password
+        raise SystemExit(f"The database {shown} cannot be opened ({reason}): "
+                         f"{fix}, or fix HERALD_DATABASE_URL.") from None
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def _folder_exists(url: URL, data_dir: Path) -> None:
+    """A SQLite file's folder must exist, or a typo in HERALD_DATABASE_URL would quietly start an empty database;
+    only the data folder is made when missing (a fresh clone's `data/`)."""
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    folder = Path(url.database).expanduser().resolve().parent
+    if folder != data_dir.resolve() and not folder.is_dir():
+        raise SystemExit(f"HERALD_DATABASE_URL names a SQLite database in {folder}, which does not exist: "
+                         "create that folder, or fix HERALD_DATABASE_URL.")

@@ -6,23 +6,32 @@ import base64
 import json
 
 import redis
-from kombu import pools
 
-from worker.celery_app import QUEUE
-from worker.celery_app import app as celery_app
-
-
-def forget_connections() -> None:
-    """The Celery app keeps the connection pools of the broker URL it first used; drop them so a new URL counts."""
-    pools.reset()  # closes and forgets every kombu connection and producer pool of this process
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
+from worker.celery_app import QUEUE, forget_connections  # noqa: F401 - forget_connections: re-exported
+from worker.installation import Keys
 
 
-def enqueued(client: redis.Redis) -> list[tuple[str, list, dict]]:
-    """(task name, args, kwargs) of every message waiting in the queue, oldest first."""
+def queue_keys(client: redis.Redis) -> list[bytes]:
+    """Every installation's queue in this Redis (herald:<id>:herald)."""
+    return [key for key in client.scan_iter(match=Keys("*")(QUEUE)) if client.type(key) == b"list"]
+
+
+def empty_queues(client: redis.Redis) -> None:
+    for queue in queue_keys(client):
+        client.delete(queue)
+
+
+def enqueued(client: redis.Redis, keys: Keys | None = None) -> list[tuple[str, list, dict]]:
+    """(task name, args, kwargs) of every message waiting in the installation's queue (`keys`; default: whichever
+    installation's queue holds messages, there being at most one), oldest first."""
+    if keys is None:
+        holding = [key for key in queue_keys(client) if client.llen(key)]
+        assert len(holding) <= 1, f"tasks in the queues of several installations: {holding}"
+        queue = holding[0] if holding else None
+    else:
+        queue = keys(QUEUE)
     found = []
-    for raw in reversed(client.lrange(QUEUE, 0, -1)):  # kombu LPUSHes, so the oldest is last
+    for raw in reversed(client.lrange(queue, 0, -1) if queue else []):  # kombu LPUSHes, so the oldest is last
         message = json.loads(raw)
         assert message["content-type"] == "application/json"
         assert message["properties"]["body_encoding"] == "base64"

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
-from broker import forget_connections
+from broker import empty_queues, forget_connections
 from needs import unavailable
 from servers import (
     POSTGRES_URL_ENV,
@@ -27,7 +27,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from subscribers.db import create, migrate, open_store
-from worker.celery_app import QUEUE
 from worker.celery_app import app as celery_app
 from worker.content import Item, find_items, load_item
 from worker.render import Renderer
@@ -153,11 +152,12 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 @pytest.fixture
 def broker(redis_server):
-    """The Celery app pointed at the test Redis, its queue empty; a client on that Redis to read the queue."""
+    """The Celery app pointed at the test Redis, every installation's queue empty; a client on that Redis to read
+    the queue."""
     import worker.tasks  # noqa: F401 - registers herald.start on the app
 
     client = redis.Redis.from_url(redis_server.url)
-    client.delete(QUEUE)
+    empty_queues(client)
     before = celery_app.conf.broker_url
     celery_app.conf.broker_url = redis_server.url
     forget_connections()
@@ -166,7 +166,7 @@ def broker(redis_server):
     finally:
         celery_app.conf.broker_url = before
         forget_connections()
-        client.delete(QUEUE)
+        empty_queues(client)
         client.close()
 
 

@@ -15,9 +15,10 @@ from collections import Counter
 from email.parser import BytesHeaderParser
 from pathlib import Path
 
+from processes import processes_with
 from servers import free_port
 
-from worker.services import answers
+from worker.local_parts import answers
 from worker.settings import PROJECT_ROOT
 
 
@@ -75,15 +76,3 @@ def test_up_serves_until_ctrl_c_then_stops_everything(tmp_path):
     for url in urls:
         assert not answers(url), f"{url} still answers after Ctrl-C"
     assert not processes_with(str(tmp_path)), "a child of herald up outlived it"
-
-
-def processes_with(marker: str) -> list[int]:
-    """Processes whose environment mentions `marker` (every child of a test's `herald up` has it there)."""
-    found = []
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            if marker.encode() in environ.read_bytes():
-                found.append(int(environ.parent.name))
-        except OSError:  # gone, or not ours to read
-            continue
-    return found

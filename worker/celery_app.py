@@ -5,15 +5,21 @@ so a killed worker's batch runs again; the ledger makes that rerun skip whoever 
 No task waits in the broker with a long ETA: with Redis, one that outlives the visibility timeout
 is delivered twice. Waiting (a schedule, a retry's backoff) lives in the database, and beat's
 sweep looks for what has come due.
+
+The queue, and every other key the broker writes, lives under the installation's prefix in Redis
+(kombu's `global_keyprefix`, worker/installation.py): a process names its installation before it
+publishes or consumes anything (`namespaced`). Task names stay the same in every installation.
 """
 
 from __future__ import annotations
 
 from celery import Celery
+from kombu import pools
 
+from worker.installation import Keys
 from worker.settings import Settings, load_settings
 
-QUEUE = "herald"
+QUEUE = "herald"  # in Redis: herald:<installation id>:herald
 
 
 def make_app(settings: Settings) -> Celery:
@@ -40,3 +46,22 @@ def make_app(settings: Settings) -> Celery:
 
 
 app = make_app(load_settings())
+
+
+def namespaced(keys: Keys) -> Celery:
+    """The app with its queue and kombu's keys under this installation's prefix, before it connects.
+
+    A process that changes installation (tests do) drops its pooled connections, which carry the old prefix.
+    """
+    options = app.conf.broker_transport_options
+    if options.get("global_keyprefix") != keys.prefix:
+        app.conf.broker_transport_options = {**options, "global_keyprefix": keys.prefix}
+        forget_connections()
+    return app
+
+
+def forget_connections() -> None:
+    """Drop the connection and producer pools, which keep the broker URL and options they were made with."""
+    pools.reset()  # closes and forgets every kombu connection and producer pool of this process
+    app._pool = None
+    app.amqp._producer_pool = None

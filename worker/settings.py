@@ -7,16 +7,33 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# Where `herald up` runs its embedded Redis and its local outbox sink when these are not configured;
-# other `herald` commands on the same machine find them there with no configuration either.
-EMBEDDED_REDIS_URL = "redis://127.0.0.1:6399/0"
-LOCAL_SINK_URL = "smtp://127.0.0.1:2525?security=none"
+# Where `herald up` runs its embedded Redis, its local outbox sink and its web side when HERALD_REDIS_URL,
+# HERALD_SMTP_URL, HERALD_LISTEN and HERALD_BASE_URL are not set, unless another program holds the port: then
+# on a free one. The ports it took are recorded in the data folder, where every `herald` command of this
+# installation finds them, so two installations on one machine never use each other's.
+ADDRESS_VARIABLES = {"redis": ("HERALD_REDIS_URL",), "smtp": ("HERALD_SMTP_URL",),
+                     "web": ("HERALD_LISTEN", "HERALD_BASE_URL")}
+DEFAULT_PORTS = {"redis": 6399, "smtp": 2525, "web": 8000}
+PORTS_FILE = "ports.json"
+
+
+def redis_url_on(port: int) -> str:
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def sink_url_on(port: int) -> str:
+    return f"smtp://127.0.0.1:{port}?security=none"
+
+
+def base_url_on(port: int) -> str:
+    return f"http://localhost:{port}"
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,9 @@ class Settings:
     listen: tuple[str, int]  # host, port
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]  # empty: believe no one
     secret_key_from_env: bool  # False: the key was made and kept in data/secret.key (fine on one's own machine)
+    # Of redis, smtp and web, those whose address Herald chooses (their ADDRESS_VARIABLES are unset): `herald up`
+    # may move them to a free port and records where, in data/ports.json. Explicit settings are never moved.
+    own_parts: frozenset[str]
 
     @property
     def public(self) -> bool:
@@ -136,7 +156,42 @@ def _listen(base_url: str) -> tuple[str, int]:
     if os.environ.get("HERALD_LISTEN"):
         return _address("HERALD_LISTEN", os.environ["HERALD_LISTEN"])
     port = urlsplit(base_url).port if is_loopback_url(base_url) else None
-    return "127.0.0.1", port or 8000
+    return "127.0.0.1", port or DEFAULT_PORTS["web"]
+
+
+def recorded_ports(data_dir: Path) -> dict[str, int]:
+    """The ports `herald up` took for the parts Herald chooses (data/ports.json); none when it never ran.
+
+    Herald writes this file itself; anything in it that is not a port of a known part is ignored.
+    """
+    try:
+        recorded = json.loads((data_dir / PORTS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(recorded, dict):
+        return {}
+    return {part: port for part, port in recorded.items()
+            if part in ADDRESS_VARIABLES and isinstance(port, int) and 0 < port < 65536}
+
+
+def record_ports(data_dir: Path, ports: dict[str, int]) -> None:
+    """Replace the recorded ports at once (a reader never sees half a file)."""
+    path = private_dir(data_dir) / PORTS_FILE
+    partial = path.with_suffix(".partial")
+    with private_file(partial, "w") as file:
+        json.dump(ports, file)
+    partial.replace(path)
+
+
+def _smtp_url(raw: str) -> str:
+    """HERALD_SMTP_URL, refused in one line when it cannot be read (the fix is in the line)."""
+    from worker.smtp import parse_smtp_url
+
+    try:
+        parse_smtp_url(raw)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    return raw
 
 
 def _networks(name: str, raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -164,7 +219,9 @@ def load_settings() -> Settings:
     """Read the environment now, so tests and the CLI see the variables in force when they run."""
     env = os.environ.get
     data_dir = _path("HERALD_DATA_DIR", PROJECT_ROOT / "data")
-    base_url = env("HERALD_BASE_URL", "http://localhost:8000").rstrip("/")
+    own = frozenset(part for part, names in ADDRESS_VARIABLES.items() if not any(env(name) for name in names))
+    ports = {**DEFAULT_PORTS, **recorded_ports(data_dir)}
+    base_url = (env("HERALD_BASE_URL") or base_url_on(ports["web"])).rstrip("/")
     return Settings(
         content_dir=_path("HERALD_CONTENT_DIR", PROJECT_ROOT / "content"),
         templates_dir=_path("HERALD_TEMPLATES_DIR", PROJECT_ROOT / "templates"),
@@ -178,8 +235,8 @@ def load_settings() -> Settings:
         org_address=env("HERALD_ORG_ADDRESS", "Bulevardul Libertății 16, București, RO"),
         org_website=env("HERALD_ORG_WEBSITE", "https://urbact.eu/"),
         list_id=env("HERALD_LIST_ID", "news.herald.localhost"),
-        redis_url=env("HERALD_REDIS_URL", EMBEDDED_REDIS_URL),
-        smtp_url=env("HERALD_SMTP_URL", LOCAL_SINK_URL),
+        redis_url=env("HERALD_REDIS_URL") or redis_url_on(ports["redis"]),
+        smtp_url=_smtp_url(env("HERALD_SMTP_URL") or sink_url_on(ports["smtp"])),
         link_keys=tuple(key.strip() for key in env("HERALD_LINK_KEYS", "").split(",") if key.strip()),
         api_token=env("HERALD_API_TOKEN", ""),
         batch_size=int(_number("HERALD_BATCH_SIZE", 1000)),
@@ -195,4 +252,5 @@ def load_settings() -> Settings:
         listen=_listen(base_url),
         trusted_proxies=_networks("HERALD_TRUSTED_PROXIES", env("HERALD_TRUSTED_PROXIES", "")),
         secret_key_from_env=bool(env("HERALD_SECRET_KEY")),
+        own_parts=own,
     )

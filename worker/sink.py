@@ -99,9 +99,10 @@ class _BoundController(Controller):
         return self.loop.create_server(self._factory_invoker, sock=self._listener)
 
 
-def _tcp_listener(host: str, port: int) -> socket.socket:
+def tcp_listener(host: str, port: int) -> socket.socket:
     """A listening socket that says it is TCP: asyncio sets TCP_NODELAY only on such sockets' connections, and
-    without it every new connection's EHLO reply waited ~40 ms for a delayed ACK (bench/README.md)."""
+    without it every new connection's EHLO reply waited ~40 ms for a delayed ACK (bench/README.md). The web's
+    socket is one too: `herald up` binds it before the web process starts (worker/local_parts.py)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
@@ -120,7 +121,7 @@ class RunningSink:
     def __init__(self, handler: OutboxSink, host: str = "127.0.0.1", port: int = 0, *, smtputf8: bool = True) -> None:
         self.handler = handler
         self.host = host
-        listener = _tcp_listener(host, port)
+        listener = tcp_listener(host, port)
         self.port: int = listener.getsockname()[1]
         self._controller = _BoundController(handler, listener, smtputf8)
         try:
