@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Annotated, NoReturn, TextIO
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from subscribers import store
-from subscribers.csvfile import FIELDS, IGNORE, FileProblem
+from subscribers.csvfile import FIELDS, IGNORE, FileProblem, column_report
 from subscribers.db import open_store
 from subscribers.gdpr import erase_person, person_record
 from subscribers.importer import OUTCOMES, Options, Report, import_csv
@@ -28,6 +27,7 @@ from subscribers.models import Subscriber
 from subscribers.profile import Invalid
 from subscribers.segments import Segment, load_segments, members
 from subscribers.topics import Topic, load_topics
+from worker import terminal
 from worker.problems import ContentInvalid, display_path
 from worker.settings import Settings, load_settings
 
@@ -35,8 +35,8 @@ SAMPLE_FILE = "subscribers.sample.csv"
 
 subscribers_app = typer.Typer(help="Import, export, inspect and erase subscribers.", no_args_is_help=True)
 segments_app = typer.Typer(help="The segments declared in content/segments.yaml, counted.", no_args_is_help=True)
-console = Console()
-errors = Console(stderr=True, soft_wrap=True)
+console = terminal.output()
+errors = terminal.problems()
 
 
 @dataclass(frozen=True)
@@ -93,11 +93,16 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
 def _print_report(report: Report, report_path: Path) -> None:
     table = report.table
     console.print(f"Read as {table.encoding}, delimiter {table.delimiter!r}, {table.rows} row(s).")
+    for line in column_report(table):
+        console.print(line, markup=False, highlight=False)
     counts = Table(title="Import")
     for outcome in OUTCOMES:
         counts.add_column(outcome, justify="right")
     counts.add_row(*(str(report.counts[outcome]) for outcome in OUTCOMES))
     console.print(counts)
+    if report.pending:
+        console.print(f"{report.pending:,} {'person' if report.pending == 1 else 'people'} left pending for lack of "
+                      "consent: mailed nothing but a request to confirm until they do.", markup=False, highlight=False)
     for title, rows in (("Skipped rows", report.skipped), ("Notes", report.notes)):
         if not rows:
             continue
@@ -121,7 +126,7 @@ def import_command(
         help="Where everyone in the file gave consent, e.g. 'Registration form, URBACT info day 2026'. "
              "Without it (or a source column) people are imported as pending.")] = None,
     consent_version: Annotated[str, typer.Option(help="The version of the consent wording they agreed to.")] = "import",
-    map_: Annotated[list[str] | None, typer.Option("--map", help="'Column header=field' to override detection "
+    map_: Annotated[list[str] | None, typer.Option("--map", metavar="'HEADER=FIELD'", help="'Column header=field' to override detection "
                                                    f"(fields: {', '.join(FIELDS)}; '{IGNORE}' skips a column).")] = None,
     sample: Annotated[bool, typer.Option(help=f"Import the fictional people in content/{SAMPLE_FILE}.")] = False,
 ) -> None:

@@ -119,6 +119,22 @@ def map_columns(headers: list[str], overrides: dict[str, str]) -> dict[int, str]
     return columns
 
 
+def column_report(table: Table) -> list[str]:
+    """How each column was read, for the operator to check before trusting the rows: the fields recognised, the
+    columns kept as custom attributes (which segments can use), and those left out."""
+    read, kept, left = [], [], []
+    for index, field in table.columns.items():
+        header = f"'{table.headers[index]}'"
+        if field == IGNORE:
+            left.append(header)
+        elif field.startswith("attribute:"):
+            kept.append(f"{header} as {field.removeprefix('attribute:')}")
+        else:
+            read.append(f"{header} as {field}")
+    return [f"{title}: {', '.join(columns)}." for title, columns in (
+        ("Columns read", read), ("Kept as custom attributes, for segments", kept), ("Left out", left)) if columns]
+
+
 _CELL_LIMIT = csv.field_size_limit()  # characters; the csv module refuses a longer cell
 
 

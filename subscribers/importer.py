@@ -36,6 +36,7 @@ _NO = {"", "no", "nu", "false", "fals", "0", "n", "off", "refuz", "refused", "de
 _LIST = re.compile(r"[;,|\n]")
 _YES_WORDS_MAX = 20  # "Da", "Yes", "Sunt de acord"; a longer consent cell is the wording itself, kept as the purpose
 _SUBSCRIBED = {"confirmed", "pending", "subscribed", "active", "activ", "abonat", "confirmat", "in asteptare"}
+NO_CONSENT = "pending until they confirm by email: the file records no consent (no consent column, no --consent-source)"
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,11 @@ class Candidate:
     consent: ConsentClaim | None
     note: str = ""
     opted_out: str | None = None  # unsubscribed, bounced or complained, as another tool's export says
+    pending: str = ""  # why the row gives no consent: reported for a person who is pending after the import
+
+    def reason(self, status: str) -> str:
+        """The row's note for the report, saying why when the person it leaves `status` is pending."""
+        return "; ".join(filter(None, [self.note, self.pending if status == "pending" else ""]))
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,7 @@ class RowResult:
     email: str
     outcome: str
     reason: str = ""
+    pending: bool = False  # the person is pending after the import: no consent the file records
 
 
 @dataclass
@@ -77,9 +84,11 @@ class Report:
     counts: Counter[str] = field(default_factory=Counter)
     skipped: list[RowResult] = field(default_factory=list)
     notes: list[RowResult] = field(default_factory=list)
+    pending: int = 0  # people the file leaves pending, for lack of consent
 
     def add(self, result: RowResult) -> None:
         self.counts[result.outcome] += 1
+        self.pending += result.pending
         if result.outcome == "skipped":
             self.skipped.append(result)
         elif result.reason:
@@ -114,7 +123,7 @@ def _consent(record: dict[str, str], options: Options, topics: frozenset[str]) -
     if stated is not None and p.fold(stated) in _NO:
         return None, f"pending: the consent column says '{stated}'" if stated else "pending: the consent column is empty"
     if stated is None and options.consent_source is None:
-        return None, ""
+        return None, NO_CONSENT
     if not source:
         return None, "pending: consent is recorded but not its source; pass --consent-source"
     given_at = _consent_date(record.get("consent_date", ""), options.now)
@@ -135,15 +144,26 @@ def _opted_out(raw: str) -> str | None:
     raise Invalid(f"'{raw}' is not a status; write {', '.join(sorted(FINAL_STATUSES))} (or leave it empty)")
 
 
-def _fitted(raw: str, limit: int, label: str, cuts: list[str]) -> str:
-    """`raw` cleaned and cut to `limit`; a cut is added to `cuts`, for the row's report (the row still imports)."""
+def _fitted(raw: str, limit: int, label: str, notes: list[str]) -> str:
+    """`raw` cleaned and cut to `limit`; a cut is added to `notes`, for the row's report (the row still imports)."""
     text = p.clean_text(raw)
     if len(text) > limit:
-        cuts.append(f"{label} cut to {limit} characters (the file has {len(text):,})")
+        notes.append(f"{label} cut to {limit} characters (the file has {len(text):,})")
     return p.cut(text, limit)
 
 
-def _attributes(record: dict[str, str], cuts: list[str]) -> dict[str, str]:
+def _topics(labels: list[str], match_topic: Callable[[str], str], notes: list[str]) -> frozenset[str]:
+    """The topics the row names; one the catalogue does not have is left out with a note, and the row imports."""
+    found = set()
+    for label in labels:
+        try:
+            found.add(match_topic(label))
+        except Invalid as error:
+            notes.append(f"{error}; left out, the rest of the row is imported")
+    return frozenset(found)
+
+
+def _attributes(record: dict[str, str], notes: list[str]) -> dict[str, str]:
     """Custom columns, plus the `attributes` JSON object that `herald subscribers export` writes."""
     given: dict[str, str] = {}
     if record.get("attributes"):
@@ -155,7 +175,7 @@ def _attributes(record: dict[str, str], cuts: list[str]) -> dict[str, str]:
             raise Invalid("the attributes column is not a JSON object of names and values, e.g. {\"role\": \"expert\"}")
         given.update({attribute_name(key): str(value) for key, value in data.items()})
     given.update({key.removeprefix("attribute:"): value for key, value in record.items() if key.startswith("attribute:")})
-    return {key: _fitted(value, p.ATTRIBUTE_VALUE_LIMIT, f"attribute {key}", cuts) for key, value in given.items()}
+    return {key: _fitted(value, p.ATTRIBUTE_VALUE_LIMIT, f"attribute {key}", notes) for key, value in given.items()}
 
 
 def parse_row(line: int, record: dict[str, str], options: Options,
@@ -164,24 +184,24 @@ def parse_row(line: int, record: dict[str, str], options: Options,
     raw_email = record.get("email", "")
     if "__problem__" in record:
         return RowResult(line, raw_email, "skipped", record["__problem__"])
-    cuts: list[str] = []
+    notes: list[str] = []
     try:
         email = p.normalise_email(raw_email)
         country = p.country_code(record.get("country", ""))
         labels = [label for label in _LIST.split(record.get("topics", "")) if label.strip()]
-        topics = frozenset(map(match_topic, [*labels, *options.topics]))
+        topics = _topics(labels, match_topic, notes) | frozenset(map(match_topic, options.topics))
         name = record.get("name") or " ".join(filter(None, (record.get("first_name"), record.get("last_name"))))
         person = Profile(
             email=email,
-            name=_fitted(name, p.LIMITS["name"], "name", cuts),
-            organisation=_fitted(record.get("organisation", ""), p.LIMITS["organisation"], "organisation", cuts),
+            name=_fitted(name, p.LIMITS["name"], "name", notes),
+            organisation=_fitted(record.get("organisation", ""), p.LIMITS["organisation"], "organisation", notes),
             organisation_type=p.organisation_type(record.get("organisation_type", "")),
-            city=_fitted(record.get("city", ""), p.LIMITS["city"], "city", cuts),
+            city=_fitted(record.get("city", ""), p.LIMITS["city"], "city", notes),
             country=country,
             timezone=p.timezone(record.get("timezone", ""), country),
             language=p.language(record.get("language", ""), country),
             topics=topics,
-            attributes=_attributes(record, cuts),
+            attributes=_attributes(record, notes),
         )
         opted_out = _opted_out(record.get("status", ""))
     except Invalid as error:
@@ -191,8 +211,8 @@ def parse_row(line: int, record: dict[str, str], options: Options,
     given |= {"name"} if name else set()
     given |= {"topics"} if topics else set()
     given |= {"attributes"} if person.attributes else set()
-    consent, note = _consent(record, options, topics)
-    return Candidate(line, person, frozenset(given), consent, "; ".join(filter(None, [*cuts, note])), opted_out)
+    consent, pending = _consent(record, options, topics)
+    return Candidate(line, person, frozenset(given), consent, "; ".join(notes), opted_out, pending)
 
 
 def changes(subscriber: Subscriber, candidate: Candidate) -> dict[str, object]:
@@ -283,16 +303,19 @@ def _apply(session: Session, candidates: list[Candidate], secret_key: str, optio
         subscriber = stored.get(key)
         if subscriber is None:
             new.append(candidate)
-            yield RowResult(candidate.line, email, "imported", candidate.note)
+            status = _new_status(candidate)
+            yield RowResult(candidate.line, email, "imported", candidate.reason(status), status == "pending")
             continue
         found = changes(subscriber, candidate)
         if subscriber.status in FINAL_STATUSES:
             found.pop("status", None)
         if found:
             _update(subscriber, found, candidate, options)
-            yield RowResult(candidate.line, email, "updated", candidate.note)
+            yield RowResult(candidate.line, email, "updated", candidate.reason(subscriber.status),
+                            subscriber.status == "pending")
         else:
-            yield RowResult(candidate.line, email, "unchanged")
+            pending = subscriber.status == "pending"
+            yield RowResult(candidate.line, email, "unchanged", candidate.pending if pending else "", pending)
     _insert(session, new, secret_key, options)
 
 

@@ -42,7 +42,7 @@ BREAKS = [
     Break("unknown audience", "newsletter", "meta.yaml", "audience: all-subscribers", "audience: all-subscriber",
           4, "audience 'all-subscriber' is not a segment in segments.yaml; use one of all-subscribers, "),
     Break("missing field", "newsletter", "meta.yaml", "    deadline: 2027-03-31 23:59\n", "",
-          13, "'calls.0.deadline' is missing"),
+          13, "'deadline' of call 'urbact-iv' is missing"),
     Break("unknown field", "event", "meta.yaml", "capacity: 40", "capacitty: 40", 11, "unknown field 'capacitty'"),
     Break("unknown variable", "templates", "newsletter.mjml.j2", "{{ article.title }}", "{{ article.headline }}",
           0, "unknown template variable"),

@@ -82,5 +82,5 @@ def test_an_event_without_answers_yet_lists_nobody_and_an_unknown_one_is_refused
     assert quiet.exit_code == 0 and "unanswered 0 of 0 invited" in quiet.stdout
     unknown = herald("events", "attendees", "no-such-event")
     assert unknown.exit_code == 1 and unknown.stdout == ""
-    assert "No event 'no-such-event'" in unknown.stderr and SLUG in unknown.stderr
+    assert unknown.stderr.startswith("no such item: 'no-such-event'; ") and SLUG in unknown.stderr
     assert herald("events", "attendees", "no-such-event", "--csv").exit_code == 1

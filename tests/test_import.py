@@ -20,6 +20,10 @@ NOW = datetime(2027, 1, 15, 9, 30, tzinfo=UTC)
 KEY = "test-secret-key"
 TOPICS = load_topics(PROJECT_ROOT / "content")
 SOURCE = "URBACT info day registration form, 2026"
+UNKNOWN_TOPIC = ("'Blockchain' is not a topic; use a slug or name from content/topics.yaml (" + ", ".join(TOPICS)
+                 + "); left out, the rest of the row is imported")
+PENDING = ("pending until they confirm by email: the file records no consent (no consent column, "
+           "no --consent-source)")
 
 
 def run(sessions, tmp_path: Path, data: bytes, **options) -> tuple[dict, list[list[str]]]:
@@ -130,7 +134,7 @@ def test_duplicate_and_invalid_addresses_are_reported_and_the_good_rows_imported
     counts, rows = run(sessions, tmp_path, data)
     assert counts == {"imported": 2, "skipped": 6}
     assert rows == [
-        ["2", "Ana.Popescu@example.org", "imported", ""],
+        ["2", "Ana.Popescu@example.org", "imported", PENDING],
         ["3", "ana.popescu@example.org", "skipped", "the same address as line 2"],
         ["4", "not-an-address", "skipped",
          "'not-an-address' is not a valid email address: An email address must have an @-sign."],
@@ -141,14 +145,14 @@ def test_duplicate_and_invalid_addresses_are_reported_and_the_good_rows_imported
          "'ion..popa@example.org' is not a valid email address: An email address cannot have two periods in a row."],
         ["8", "radu@example.com", "skipped",
          "1 more cell(s) than the header has; check the delimiter and the quotes around values that contain it"],
-        ["9", "radu@example.com", "imported", ""],
+        ["9", "radu@example.com", "imported", PENDING],
     ]
     with sessions() as session:
         assert store.count(session) == 2
         assert store.find(session, "radu@example.com").status == "pending"
 
 
-def test_bad_field_values_skip_the_row_with_the_fix(sessions, tmp_path):
+def test_bad_field_values_skip_the_row_with_the_fix_but_an_unknown_topic_only_itself(sessions, tmp_path):
     data = (
         "email,country,language,topics,organisation type,time zone\n"
         "a@example.org,Atlantis,,,,\n"
@@ -158,11 +162,11 @@ def test_bad_field_values_skip_the_row_with_the_fix(sessions, tmp_path):
         "e@example.org,RO,,,,Europe/Bucuresti\n"
     ).encode()
     counts, rows = run(sessions, tmp_path, data)
-    assert counts == {"skipped": 5}
+    assert counts == {"skipped": 4, "imported": 1}
     assert [row[3] for row in rows] == [
         "'Atlantis' is not a country; write an ISO 3166 code like RO or BE, or the country's name",
         "'fr' is not a language; write ro, en, both",
-        "'Blockchain' is not a topic; use a slug or name from content/topics.yaml (" + ", ".join(TOPICS) + ")",
+        f"{UNKNOWN_TOPIC}; {PENDING}",
         "'club' is not an organisation type; write one of municipality, ministry, agency, university, ngo, "
         "company, other (or its Romanian name)",
         "'Europe/Bucuresti' is not an IANA time zone; write one like Europe/Bucharest",
@@ -227,6 +231,23 @@ def test_topic_flag_adds_to_every_row_and_an_unknown_one_stops_first(sessions, t
     assert {link.topic for link in stored(sessions, "b@example.org").topics} == {"transfer-networks"}
 
 
+def test_one_unknown_topic_drops_only_that_topic(sessions, tmp_path):
+    data = b'email,topics\na@example.org,"Transfer networks, Blockchain"\n'
+    counts, rows = run(sessions, tmp_path, data, consent_source=SOURCE)
+    assert (counts, rows) == ({"imported": 1}, [["2", "a@example.org", "imported", UNKNOWN_TOPIC]])
+    assert {link.topic for link in stored(sessions, "a@example.org").topics} == {"transfer-networks"}
+
+
+def test_people_left_pending_for_lack_of_consent_say_so_and_no_one_else_does(sessions, tmp_path):
+    run(sessions, tmp_path, b"email,consent\nconfirmed@example.org,yes\n", consent_source=SOURCE)
+    data = b"email,name\npending@example.org,Ana\nconfirmed@example.org,Ion\n"
+    _, rows = run(sessions, tmp_path, data)
+    assert rows == [["2", "pending@example.org", "imported", PENDING], ["3", "confirmed@example.org", "updated", ""]]
+    _, rows = run(sessions, tmp_path, data)
+    assert rows == [["2", "pending@example.org", "unchanged", PENDING], ["3", "confirmed@example.org", "unchanged", ""]]
+    assert stored(sessions, "pending@example.org").status == "pending"
+
+
 def test_consent_without_a_source_leaves_people_pending(sessions, tmp_path):
     counts, rows = run(sessions, tmp_path, b"email,consent\na@example.org,da\n")
     assert rows == [["2", "a@example.org", "imported", "pending: consent is recorded but not its source; "
@@ -250,7 +271,7 @@ def test_control_and_bidi_characters_are_stripped_before_the_database_sees_them(
         'ion@example.org,Ion Popa,ONG,Iași,expert\n'
     ).encode()
     counts, rows = run(sessions, tmp_path, data)
-    assert counts == {"imported": 2} and [row[3] for row in rows] == ["", ""]
+    assert counts == {"imported": 2} and [row[3] for row in rows] == [PENDING, PENDING]
     ana = stored(sessions, "ana@example.org")
     assert (ana.name, ana.organisation, ana.city) == ("Null", "ORG Primăria Cluj", "Cluj-Napoca")
     assert ana.attributes == {"role_in_project": "coordonator proiect"}
@@ -268,8 +289,8 @@ def test_over_long_values_are_cut_to_their_documented_length_and_the_row_says_so
     assert rows[0][3] == (f"name cut to {LIMITS['name']} characters (the file has 9,999); "
                           f"organisation cut to {LIMITS['organisation']} characters (the file has 301); "
                           f"city cut to {LIMITS['city']} characters (the file has 149); "
-                          f"attribute {'intrebare' + 'x' * 55} cut to 500 characters (the file has 501)")
-    assert rows[1] == ["3", "ion@example.org", "imported", ""]
+                          f"attribute {'intrebare' + 'x' * 55} cut to 500 characters (the file has 501); {PENDING}")
+    assert rows[1] == ["3", "ion@example.org", "imported", PENDING]
     ana = stored(sessions, "ana@example.org")
     assert ana.name == name[:LIMITS["name"]].rstrip() and len(ana.name) <= LIMITS["name"]
     assert ana.organisation == organisation[:LIMITS["organisation"]]
@@ -295,7 +316,8 @@ def test_a_row_the_database_refuses_is_skipped_with_the_reason_and_the_others_im
     data = b"email,name,topics\nana@example.org,Ana,Transfer networks\nm@example.org,Mallory,\nion@example.org,Ion,\n"
     counts, rows = run(sessions, tmp_path, data)
     assert counts == {"imported": 2, "skipped": 1}
-    assert rows[0] == ["2", "ana@example.org", "imported", ""] and rows[2] == ["4", "ion@example.org", "imported", ""]
+    assert rows[0] == ["2", "ana@example.org", "imported", PENDING]
+    assert rows[2] == ["4", "ion@example.org", "imported", PENDING]
     assert rows[1][:3] == ["3", "m@example.org", "skipped"]
     assert rows[1][3].startswith("the database refused this row: ") and "Mallory is not welcome here" in rows[1][3]
     with sessions() as session:
@@ -314,7 +336,7 @@ def test_a_time_zone_too_long_for_a_file_name_and_a_cell_over_the_csv_limit_skip
     assert rows[0][:3] == ["2", "a@example.org", "skipped"] and "is not an IANA time zone" in rows[0][3]
     assert rows[1][2:] == ["skipped", "a cell is longer than 131,072 characters; nothing of this row was read"]
     assert rows[2][:3] == ["4", "c@example.org", "skipped"] and "is not a JSON object" in rows[2][3]
-    assert rows[3] == ["5", "d@example.org", "imported", ""]
+    assert rows[3] == ["5", "d@example.org", "imported", PENDING]
 
 
 def test_a_header_over_the_csv_limit_is_refused_before_anything_changes(sessions, tmp_path):

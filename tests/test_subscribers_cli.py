@@ -37,6 +37,25 @@ def test_import_prints_how_it_read_the_file_the_counts_and_where_the_report_is(s
         assert store.find(session, "stefan@example.org").name == "Ștefan Popa"
 
 
+def test_import_says_how_it_read_each_column_and_who_is_left_pending(sessions, tmp_path):
+    path = tmp_path / "inscrieri.csv"
+    path.write_text("Nume;Prenume;E-mail;Ţara;Rol în proiect;Created at;Acord\n"
+                    "Popa;Ana;ana@example.org;RO;expert;2026-01-01;Da\n"
+                    "Pop;Ion;ion@example.org;RO;;;\n", encoding="utf-8")
+    result = herald("subscribers", "import", str(path), "--consent-source", "Paper form")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[:4] == [
+        "Read as UTF-8, delimiter ';', 2 row(s).",
+        ("Columns read: 'Nume' as last_name, 'Prenume' as first_name, 'E-mail' as email, 'Ţara' as country, "
+         "'Acord' as consent."),
+        "Kept as custom attributes, for segments: 'Rol în proiect' as rol_in_proiect.",
+        "Left out: 'Created at'."], result.stdout
+    assert "1 person left pending for lack of consent: mailed nothing but a request to confirm until they do." \
+        in lines, result.stdout
+    assert re.search(r"│\s+3 │ ion@example\.org\s+│ pending: the consent column is empty\s+│", result.stdout)
+
+
 def test_a_bad_map_or_a_missing_file_is_refused_with_the_fix(sessions, tmp_path):
     path = tmp_path / "people.csv"
     path.write_text("Adresa\nana@example.org\n", encoding="utf-8")

@@ -17,14 +17,16 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import jinja2
+import yaml
 
 from subscribers.db import database_url, open_store
 from subscribers.segments import SEGMENTS_FILE, load_segments
-from subscribers.topics import load_topics
+from subscribers.topics import TOPICS_FILE, load_topics
 from worker import events
 from worker.campaigns import item_key
 from worker.content import CEDILLAS, Item, find_items, in_content, load_item
 from worker.i18n import load_catalogues
+from worker.item_path import NoSuchItem, find_item, item_folder
 from worker.mjml_lint import lint_mjml
 from worker.problems import ContentInvalid, Problem, display_path
 from worker.render import (
@@ -51,12 +53,36 @@ def is_templates_dir(path: Path) -> bool:
     return os.path.isfile(path / "base.mjml.j2")  # os.path: False, not OSError, for a path too long to look up
 
 
+def _templates_root(path: Path) -> Path | None:
+    """The templates folder `path` is, or holds the file `path` (templates/i18n/en.yaml: two levels down)."""
+    candidates = [path] if os.path.isdir(path) else list(path.parents)[:2]
+    return next((folder for folder in candidates if is_templates_dir(folder)), None)
+
+
 def split_targets(paths: list[Path], settings: Settings) -> Targets:
-    """Template folders among `paths` replace the configured one; the rest are content."""
-    templates = [path for path in paths if is_templates_dir(path)]
-    content = [path for path in paths if not is_templates_dir(path)]
+    """Template folders (or files in one) among `paths` replace the configured one; the rest are content."""
+    templates = [root for path in paths if (root := _templates_root(path))]
+    content = [path for path in paths if not _templates_root(path)]
     return Targets(content=content or [settings.content_dir],
                    templates_dir=templates[-1] if templates else settings.templates_dir)
+
+
+def item_folders(root: Path, content_dir: Path) -> list[Path]:
+    """The item folders a path given to `herald check` means: a folder of items, an item, the item of a file in it,
+    or an item named as `herald send` takes it. NoSuchItem when it means none."""
+    if os.path.isdir(root):
+        folders = find_items(root)
+        if folders or root.resolve() == content_dir.resolve():  # an installation may start with no item
+            return folders
+        raise NoSuchItem("holds no content item (a folder with meta.yaml)")
+    if os.path.isfile(root):
+        if folder := item_folder(root):
+            return [folder]
+        if root.name in (SEGMENTS_FILE, TOPICS_FILE):
+            return []  # checked with every run
+        raise NoSuchItem("is not in a content item (a folder with meta.yaml); give the item's folder, or no path "
+                         "to check everything")
+    return [find_item(root, content_dir)]
 
 
 def check(paths: list[Path], settings: Settings) -> list[Problem]:
@@ -64,19 +90,21 @@ def check(paths: list[Path], settings: Settings) -> list[Problem]:
     settings = replace(settings, templates_dir=targets.templates_dir.resolve())
     problems = check_templates(targets.templates_dir)
     items: list[Item] = []
+    folders: list[Path] = []
     for root in targets.content:
-        if not os.path.exists(root):
-            problems.append(Problem(root, 1, "no such file or folder"))
+        try:
+            folders += item_folders(root, settings.content_dir)
+        except NoSuchItem as error:
+            problems.append(Problem(root, 1, str(error)))
+    for folder in dict.fromkeys(folders):
+        try:
+            item = load_item(folder)
+        except ContentInvalid as error:
+            problems.extend(error.problems)
             continue
-        for folder in find_items(root):
-            try:
-                item = load_item(folder)
-            except ContentInvalid as error:
-                problems.extend(error.problems)
-                continue
-            problems.extend(item.notes)
-            items.append(item)
-    problems.extend(check_audiences(items, settings.content_dir))
+        problems.extend(item.notes)
+        items.append(item)
+    problems.extend(check_audiences(list(dict.fromkeys(folders)), settings.content_dir))
     if not any(not p.fixable for p in problems):
         problems.extend(check_rendering(items, settings))
     return sorted(set(problems))
@@ -95,7 +123,11 @@ def unannounced_changes(paths: list[Path], settings: Settings) -> list[Problem]:
     notices = []
     with open_store(settings)() as session:
         for root in split_targets(paths, settings).content:
-            for folder in find_items(root):
+            try:
+                folders = item_folders(root, settings.content_dir)
+            except NoSuchItem:
+                continue  # check() reports it
+            for folder in folders:
                 try:
                     item = load_item(folder)
                 except ContentInvalid:
@@ -116,20 +148,34 @@ def unannounced_changes(paths: list[Path], settings: Settings) -> list[Problem]:
     return sorted(notices)
 
 
-def check_audiences(items: list[Item], content_dir: Path) -> list[Problem]:
-    """The topics and segments files are valid, and every item's audience names a segment."""
+def check_audiences(folders: list[Path], content_dir: Path) -> list[Problem]:
+    """The topics and segments files are valid, and every item's audience names a segment, even in an item with
+    other problems: every problem at once."""
     try:
         segments = load_segments(content_dir, load_topics(content_dir))
     except ContentInvalid as error:
         return error.problems
     problems = []
-    for item in items:
-        if item.meta.audience not in segments:
-            meta = item.path / "meta.yaml"
-            line = parse_yaml(meta.read_text(encoding="utf-8")).line_of(("audience",))
-            problems.append(Problem(meta, line, f"audience '{item.meta.audience}' is not a segment in "
+    for folder in folders:
+        declared = _audience(folder)
+        if declared and declared[0] not in segments:
+            problems.append(Problem(folder / "meta.yaml", declared[1], f"audience '{declared[0]}' is not a segment in "
                                     f"{SEGMENTS_FILE}; use one of {', '.join(segments)}"))
     return problems
+
+
+def _audience(folder: Path) -> tuple[str, int] | None:
+    """The audience meta.yaml names, and its line; None when it names none or cannot be read (load_item says why,
+    and never reads a meta.yaml linked from outside the folder)."""
+    meta = folder / "meta.yaml"
+    try:
+        if not meta.resolve().is_relative_to(folder.resolve()):
+            return None
+        doc = parse_yaml(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    audience = doc.data.get("audience") if isinstance(doc.data, dict) else None
+    return (audience, doc.line_of(("audience",))) if isinstance(audience, str) and audience.strip() else None
 
 
 def check_templates(templates_dir: Path) -> list[Problem]:

@@ -6,11 +6,12 @@ all at once. Cedilla letters are repaired on load and still reported, so `herald
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -28,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 
+from worker.dates import read_date, read_time
+from worker.markdown import images_without_description
 from worker.problems import ContentInvalid, Problem
 from worker.yamldoc import YamlDoc, parse_yaml
 
@@ -44,15 +47,6 @@ def _https(url: str) -> str:
     if url.startswith("mailto:") or re.fullmatch(r"https://[^\s/$.?#][^\s]*", url):
         return url
     raise ValueError(f"'{url}' is not an absolute https:// link; write the full https:// address")
-
-
-def _local_time(value: object) -> object:
-    if isinstance(value, str):
-        try:
-            return datetime.strptime(value.strip(), "%Y-%m-%d %H:%M")
-        except ValueError:
-            raise ValueError(f"'{value}' is not a time; write it as YYYY-MM-DD HH:MM, e.g. 2027-03-15 10:00") from None
-    return value
 
 
 def _zone(name: str) -> str:
@@ -95,10 +89,13 @@ def _no_blank(text: str) -> str:
     return text.strip()
 
 
-Slug = Annotated[str, Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")]
+SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
 Text = Annotated[str, AfterValidator(_no_blank)]
 HttpsUrl = Annotated[str, AfterValidator(_https)]
-LocalDateTime = Annotated[datetime, BeforeValidator(_local_time)]
+LocalDateTime = Annotated[datetime, BeforeValidator(read_time)]
+Day = Annotated[date, BeforeValidator(read_date)]
 TimeZoneName = Annotated[str, AfterValidator(_zone)]
 Country = Annotated[str, AfterValidator(_country)]
 Email = Annotated[str, AfterValidator(_email)]
@@ -148,7 +145,7 @@ class UpcomingMeta(_Strict):
 
 class _ItemMeta(_Strict):
     timezone: TimeZoneName
-    audience: Slug
+    audience: Text  # a segment of segments.yaml; `herald check` lists them when it is not one
     send_at: LocalDateTime | None = None
     fallback_language: Language | None = None
     website: HttpsUrl | None = None
@@ -162,9 +159,20 @@ class _ItemMeta(_Strict):
         return local.replace(tzinfo=self.zone)
 
 
+def _not_the_old_status(value: object) -> object:
+    """Events once had `status: scheduled` (the default), which beat sent at send_at; a file from then must not
+    silently become a draft, nor a draft become scheduled, so the old word is refused with the new one."""
+    if value == "scheduled":
+        raise ValueError("'scheduled' is no longer a status: write status: ready to let Herald send it at send_at "
+                         "by itself, or status: draft (the default) to send it only with `herald send`")
+    return value
+
+
 class NewsletterMeta(_ItemMeta):
     kind: Literal["newsletter"]
-    issue_date: date
+    # draft: sent only by `herald send`; ready: beat also sends it at send_at (see content/README.md).
+    status: Annotated[Literal["draft", "ready"], BeforeValidator(_not_the_old_status)] = "draft"
+    issue_date: Day
     articles: list[ArticleMeta] = Field(min_length=1)
     calls: list[CallMeta] = []
     upcoming: list[UpcomingMeta] = []
@@ -213,7 +221,8 @@ class EventMeta(_ItemMeta):
     rsvp_deadline: LocalDateTime
     capacity: int | None = Field(default=None, gt=0)
     contact: Contact
-    status: Literal["scheduled", "cancelled"] = "scheduled"
+    # draft and ready as a newsletter's; cancelled: the event is off, and invitees are told (control.sync).
+    status: Annotated[Literal["draft", "ready", "cancelled"], BeforeValidator(_not_the_old_status)] = "draft"
     # personal: METHOD:REQUEST naming the recipient, who is asked to answer; announcement: METHOD:PUBLISH.
     invitation: Literal["personal", "announcement"] = "personal"
     reminders: list[Offset] | None = None  # None: DEFAULT_REMINDERS (+ ONLINE_REMINDER online); [] for none
@@ -286,7 +295,7 @@ class NewsletterFront(_Front):
 
 
 class AgendaEntry(_Strict):
-    time: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    time: Annotated[str, Field(pattern=CLOCK_PATTERN)]
     item: Text
 
 
@@ -302,6 +311,10 @@ class EventFront(_Front):
     venue_name: Text | None = None
     agenda: list[AgendaEntry] = []
     follow_up: FollowUpText | None = None
+
+
+_MODELS: dict[str, tuple[type[_ItemMeta], type[_Front]]] = {"newsletter": (NewsletterMeta, NewsletterFront),
+                                                             "event": (EventMeta, EventFront)}
 
 
 # ---- the loaded item ----------------------------------------------------------------------
@@ -375,26 +388,124 @@ def parse_or_report(path: Path, text: str, first_line: int, problems: list[Probl
         return None
 
 
-def _validate(model: type[BaseModel], doc: YamlDoc, path: Path, problems: list[Problem]) -> BaseModel | None:
+@dataclass(frozen=True)
+class _Elsewhere:
+    """The other file of an item, whose fields are sometimes written in this one."""
+
+    model: type[BaseModel]
+    named: str  # "meta.yaml", or "ro.md and en.md (…)"
+
+
+def _validate(model: type[BaseModel], doc: YamlDoc, path: Path, problems: list[Problem],
+              elsewhere: _Elsewhere) -> BaseModel | None:
     if not isinstance(doc.data, dict):
         problems.append(Problem(path, doc.first_line, "expected 'key: value' lines; see content/README.md"))
         return None
     try:
         return model.model_validate(doc.data)
     except ValidationError as error:
-        for issue in error.errors():
-            problems.append(Problem(path, doc.line_of(issue["loc"]), _explain(issue)))
+        for loc, message in _explain(error.errors(), model, doc.data, path.name, elsewhere):
+            problems.append(Problem(path, doc.line_of(loc), message))
         return None
 
 
-def _explain(issue: dict) -> str:
-    where = ".".join(str(part) for part in issue["loc"] if not str(part).startswith("function-"))
-    kind, message = issue["type"], issue["msg"].removeprefix("Value error, ")
-    if kind == "missing":
-        return f"'{where}' is missing; add it (see content/README.md)"
-    if kind == "extra_forbidden":
-        return f"unknown field '{where}'; remove it or fix its spelling (see content/README.md)"
-    return f"'{where}': {message}" if where else message
+# Lists (and dicts keyed by id) whose entries an editor knows by their id, or by their place in the list.
+_ENTRIES = {"articles": "article", "calls": "call", "upcoming": "upcoming event", "agenda": "agenda entry",
+            "reminders": "reminder", "partners": "partner"}
+_PATTERN_FIXES = {SLUG_PATTERN: "is not an id; use lowercase letters, digits and hyphens, e.g. co4cities",
+                  CLOCK_PATTERN: 'is not a time of day; write it as "HH:MM", in quotes'}
+
+
+def _explain(issues: list[dict], model: type[BaseModel], data: dict, name: str,
+             elsewhere: _Elsewhere) -> list[tuple[tuple[str | int, ...], str]]:
+    """Pydantic's findings as sentences an editor can act on: an entry named by its id, a misspelt field with the
+    spelling it is close to (and not reported again as missing), a field of the other file said to belong there."""
+    found, guessed = [], set()
+    for issue in issues:
+        loc = _loc(issue)
+        if issue["type"] == "extra_forbidden":
+            message, guess = _unknown_field(loc, model, data, name, elsewhere)
+            found.append((loc, message))
+            if guess:
+                guessed.add((*loc[:-1], guess))
+    for issue in issues:
+        loc = _loc(issue)
+        if issue["type"] != "extra_forbidden" and not (issue["type"] == "missing" and loc in guessed):
+            found.append((loc, _sentence(issue, loc, data)))
+    return found
+
+
+def _sentence(issue: dict, loc: tuple[str | int, ...], data: dict) -> str:
+    subject = _subject(loc, data) if loc else ""
+    if issue["type"] == "missing":
+        return f"{subject} is missing; add it (see content/README.md)"
+    message = issue["msg"].removeprefix("Value error, ")
+    if issue["type"] == "string_pattern_mismatch" and issue["ctx"]["pattern"] in _PATTERN_FIXES:
+        message = f"'{issue['input']}' {_PATTERN_FIXES[issue['ctx']['pattern']]}"
+    elif issue["type"] == "string_type" and isinstance(issue["input"], int | float):
+        message = f"YAML reads {issue['input']} as a number; put the text in quotes"
+    return f"{subject}: {message}" if subject else message
+
+
+def _loc(issue: dict) -> tuple[str | int, ...]:
+    return tuple(part for part in issue["loc"] if not str(part).startswith("function-") and part != "[key]")
+
+
+def _unknown_field(loc: tuple[str | int, ...], model: type[BaseModel], data: dict, name: str,
+                   elsewhere: _Elsewhere) -> tuple[str, str | None]:
+    """The sentence for a field the model does not have, and the field it is probably a misspelling of."""
+    field_name, parent = str(loc[-1]), loc[:-1]
+    if not parent and field_name in elsewhere.model.model_fields:
+        return f"'{field_name}' belongs in {elsewhere.named}, not in {name}; move it there", None
+    where = f" in {_subject(parent, data)}" if parent else ""
+    guess = difflib.get_close_matches(field_name, _fields_at(model, parent), n=1, cutoff=0.75)
+    if guess:
+        return f"unknown field '{field_name}'{where}: did you mean {guess[0]}?", guess[0]
+    return f"unknown field '{field_name}'{where}; remove it or fix its spelling (see content/README.md)", None
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
+    """The field names of the model that the value at `loc` is validated against."""
+    current: type[BaseModel] | None = model
+    for part in loc:
+        field_info = current.model_fields.get(part) if isinstance(part, str) else None
+        if field_info is not None:  # else a list index or a dict key: `current` is the entry's model already
+            current = _model_in(field_info.annotation)
+        if current is None:
+            return []
+    return list(current.model_fields)
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next(filter(None, map(_model_in, get_args(annotation))), None)
+
+
+def _subject(loc: tuple[str | int, ...], data: object) -> str:
+    """`'deadline' of call 'urbact-iv'` for calls.0.deadline: the entry by its id, or by its place, from 1."""
+    for index in range(len(loc) - 1, 0, -1):
+        group = loc[index - 1]
+        if isinstance(group, str) and group in _ENTRIES:
+            entry = f"{_ENTRIES[group]} {_entry_name(loc[: index + 1], data)}"
+            if loc[: index - 1]:
+                entry += f" of {_subject(loc[: index - 1], data)}"
+            rest = ".".join(map(str, loc[index + 1:]))
+            return f"'{rest}' of {entry}" if rest else entry
+    return "'" + ".".join(map(str, loc)) + "'"
+
+
+def _entry_name(loc: tuple[str | int, ...], data: object) -> str:
+    value = data
+    for part in loc:
+        value = value[part] if isinstance(value, dict | list) and _holds(value, part) else None
+    if isinstance(value, dict) and isinstance(value.get("id"), str):
+        return f"'{value['id']}'"
+    return str(loc[-1] + 1) if isinstance(loc[-1], int) else f"'{loc[-1]}'"
+
+
+def _holds(container: dict | list, key: str | int) -> bool:
+    return key in container if isinstance(container, dict) else isinstance(key, int) and 0 <= key < len(container)
 
 
 def _split_sections(path: Path, body: str, first_line: int, problems: list[Problem]) -> tuple[str, dict[str, Section]]:
@@ -417,7 +528,7 @@ def _split_sections(path: Path, body: str, first_line: int, problems: list[Probl
     return intro.strip("\n"), sections
 
 
-def _load_language(path: Path, model: type[BaseModel], sectioned: bool,
+def _load_language(path: Path, model: type[BaseModel], meta_model: type[BaseModel], sectioned: bool,
                    problems: list[Problem], notes: list[Problem]) -> LanguageText | None:
     text, cedillas = read_text(path)
     notes.extend(cedillas)
@@ -427,9 +538,12 @@ def _load_language(path: Path, model: type[BaseModel], sectioned: bool,
                                 "subject and preheader, and another '---'"))
         return None
     doc = parse_or_report(path, match.group(1), 2, problems)
-    front = _validate(model, doc, path, problems) if doc else None
+    front = _validate(model, doc, path, problems, _Elsewhere(meta_model, "meta.yaml")) if doc else None
     body_line = 1 + text.count("\n", 0, match.end())
     body = text[match.end():]
+    for line, address in images_without_description(body):
+        problems.append(Problem(path, body_line + line, f"image {address} has no description; write "
+                                f"![description]({address}), saying what the picture shows"))
     if sectioned:
         intro, sections = _split_sections(path, body, body_line, problems)
     else:
@@ -472,29 +586,32 @@ def _load_item(folder: Path) -> Item:
     meta_text, cedillas = read_text(meta_file)
     notes.extend(cedillas)
     doc = parse_or_report(meta_file, meta_text, 1, problems)
+    given = doc.data if doc and isinstance(doc.data, dict) else {}
+    kind = given.get("kind")
+    models = _MODELS.get(kind) if isinstance(kind, str) else None
     meta = None
-    if doc:
-        kind = doc.data.get("kind") if isinstance(doc.data, dict) else None
-        model = {"newsletter": NewsletterMeta, "event": EventMeta}.get(kind)
-        if model is None:
-            problems.append(Problem(meta_file, doc.line_of(("kind",)),
-                                    f"kind is {kind!r}; write `kind: newsletter` or `kind: event`"))
-        else:
-            meta = _validate(model, doc, meta_file, problems)
+    if doc and models is None:
+        problems.append(Problem(meta_file, doc.line_of(("kind",)),
+                                f"kind is {kind!r}; write `kind: newsletter` or `kind: event`"))
+    elif doc:
+        meta_model, front_model = models
+        meta = _validate(meta_model, doc, meta_file, problems,
+                         _Elsewhere(front_model, "ro.md and en.md (between their --- lines)"))
     texts: dict[str, LanguageText] = {}
-    if meta is not None:
-        front_model = NewsletterFront if meta.kind == "newsletter" else EventFront
+    if models:  # the language files are checked even when meta.yaml is not valid: every problem at once
+        fallback = given.get("fallback_language")
         for language in LANGUAGES:
             path = folder / f"{language}.md"
             if path.is_file() and (linked := _linked_out(path, folder)):
                 problems.append(linked)
             elif path.is_file():
-                loaded = _load_language(path, front_model, meta.kind == "newsletter", problems, notes)
+                loaded = _load_language(path, front_model, meta_model, kind == "newsletter", problems, notes)
                 if loaded:
                     texts[language] = loaded
-            elif meta.fallback_language in (None, language) or not (folder / f"{meta.fallback_language}.md").is_file():
+            elif fallback in (None, language) or not (folder / f"{fallback}.md").is_file():
                 problems.append(Problem(meta_file, 1, f"no {language}.md: write the {language} text, or add "
                                         f"`fallback_language: <ro|en>` to let the other language stand in"))
+    if meta is not None:
         for text in texts.values():
             check = _cross_check if isinstance(meta, NewsletterMeta) else _cross_check_follow_up
             problems.extend(check(meta, doc, meta_file, text))
@@ -517,7 +634,7 @@ def _cross_check(meta: NewsletterMeta, doc: YamlDoc, meta_file: Path, text: Lang
         if article.image and not words.image_alt:
             found.append(Problem(text.file, front_doc.line_of(("articles", article.id)),
                                  f"article '{article.id}' has an image but no image_alt in {name}; "
-                                 "describe the image under articles: {article.id}: image_alt:"))
+                                 f"describe the image under articles: {article.id}: image_alt:"))
         for link in article.links:
             if link not in words.links:
                 found.append(Problem(text.file, front_doc.line_of(("articles", article.id, "links")),

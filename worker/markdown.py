@@ -41,6 +41,20 @@ class LinkList:
         return "\n".join(lines)
 
 
+def images_without_description(source: str) -> list[tuple[int, str]]:
+    """(line index, address) of each image with no description, `![](address)`: a reader who cannot see the
+    picture, or whose mail client blocks it, learns nothing of it."""
+    lines = source.splitlines()
+    found = []
+    for block in _md.parse(source):
+        for child in block.children or []:
+            if child.type == "image" and not child.content.strip() and block.map:
+                address = _md.normalizeLinkText(str(child.attrGet("src") or ""))
+                first, last = block.map
+                found.append((next((n for n in range(first, last) if address in lines[n]), first), address))
+    return found
+
+
 def to_text(source: str, links: LinkList) -> str:
     """Plain text of `source`, its links replaced by `[n]` references taken from `links`."""
     return _blocks(_md.parse(source), links).strip("\n")

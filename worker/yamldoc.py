@@ -28,6 +28,18 @@ for tag, pattern, first in [
     _Loader.add_implicit_resolver(tag, re.compile(pattern), first)
 
 
+def _date_or_text(loader: _Loader, node: yaml.ScalarNode) -> object:
+    """`2027-02-30` stays text rather than ending the whole load with "day is out of range for month": the
+    content's validation then says which day the month lacks, at its line, beside every other problem."""
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except (ValueError, AttributeError):  # AttributeError: an explicit !!timestamp PyYAML's pattern does not match
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _date_or_text)
+
+
 @dataclass(frozen=True)
 class YamlDoc:
     data: Any
