@@ -13,6 +13,9 @@ ones listed after it still verify, and removing a key revokes every link it sign
 apart from HERALD_SECRET_KEY, which also keys the suppression hashes and so must never change (with
 no HERALD_LINK_KEYS, links are signed with a key derived from it). MACs and person keys are compared
 with `hmac.compare_digest`, in constant time.
+
+A `herald send --test-to` copy's links are signed for subscriber id TEST_COPY (0), which no stored person
+ever has (ids start at 1): the web side shows a page saying the link is from a test copy, and nothing more.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ PURPOSES: tuple[str, ...] = ("unsubscribe", "preferences", "confirm", "rsvp", "v
 EXPIRES: Mapping[str, timedelta] = {"confirm": timedelta(days=7)}
 # Where each purpose lands on the web side; RSVP links carry the answer as a query parameter.
 PATHS: Mapping[str, str] = {"unsubscribe": "u", "preferences": "p", "confirm": "c", "rsvp": "r", "view": "m"}
+
+TEST_COPY = 0  # the subscriber id of a test copy's links: nobody's
+_TEST_COPY_KEY = "0" * 16
 
 _VERSION = 2
 _PAYLOAD = struct.Struct(">BBIII8s")  # version, purpose, subscriber, campaign, issued (unix seconds), link key
@@ -72,6 +78,11 @@ class Claims:
         if self.link_key is None:
             return created_at.replace(microsecond=0) <= self.issued_at
         return hmac.compare_digest(bytes.fromhex(link_key), self.link_key)
+
+    @property
+    def test_copy(self) -> bool:
+        """Whether the link came in a `--test-to` copy: it names nobody, and must change nothing."""
+        return self.subscriber_id == TEST_COPY
 
 
 def _b64(raw: bytes) -> str:
@@ -148,3 +159,6 @@ class Signer:
             urls[slot_purpose] = f"{url}?answer={answer}" if answer else url
         return urls
 
+    def test_links(self, base_url: str, purposes: Iterable[str]) -> dict[str, str]:
+        """The URLs a `--test-to` copy carries: genuine links that name nobody (TEST_COPY)."""
+        return self.links(base_url, TEST_COPY, _TEST_COPY_KEY, None, purposes)

@@ -13,6 +13,7 @@ process of its own shows: its memory, its listening address, the peer address of
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
@@ -28,7 +29,7 @@ import uvicorn
 from browser import PAGE_TIMEOUT_MS, VIEWPORT_HEIGHT
 
 from worker.api import create_app
-from worker.settings import PROJECT_ROOT, Settings
+from worker.settings import PROJECT_ROOT, Settings, load_settings
 
 START_SECONDS = 15
 STOP_SECONDS = 15
@@ -38,6 +39,17 @@ STOP_SECONDS = 15
 class LiveServer:
     url: str  # http://127.0.0.1:PORT, without a trailing slash
     settings: Settings  # the settings it serves, base_url included
+
+
+def sqlite_settings(workdir: Path, template_database: str, redis_url: str) -> Settings:
+    """Settings for a module's live server: a copy of the migrated SQLite template under `workdir`, the shipped
+    content and templates, and `redis_url` (the subscribe form counts its rate limits there)."""
+    database = workdir / "data" / "herald.sqlite3"
+    database.parent.mkdir(parents=True)
+    shutil.copyfile(template_database, database)
+    return replace(load_settings(), content_dir=PROJECT_ROOT / "content", templates_dir=PROJECT_ROOT / "templates",
+                   outbox_dir=workdir / "outbox", data_dir=workdir / "data", database_url=f"sqlite:///{database}",
+                   redis_url=redis_url)
 
 
 @contextmanager

@@ -5,7 +5,9 @@ from __future__ import annotations
 import html
 import re
 import shutil
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import mrml
 import pytest
@@ -15,6 +17,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import FIXTURES, parse_eml, shipped_items
 from worker.content import load_item
+from worker.i18n import when
 from worker.mime import build_eml
 from worker.render import (
     EDITIONS,
@@ -117,11 +120,38 @@ def test_local_time_appears_only_when_the_recipient_zone_differs(renderer):
     lisbon = compiled.personalise(Recipient(email="a@example.org", timezone="Europe/Lisbon"))
     bucharest = compiled.personalise(Recipient(email="b@example.org", timezone="Europe/Bucharest"))
 
-    assert "24 februarie 2027, 09:30 – 25 februarie 2027, 16:00 (Ora din România)" in lisbon.html
-    assert "24 February 2027, 09:30 – 25 February 2027, 16:00 (Romania Time)" in lisbon.html
-    assert "La dumneavoastră: 24 februarie 2027, 07:30 – 25 februarie 2027, 14:00 (Ora din Portugalia" in lisbon.html
-    assert "Your time: 24 February 2027, 07:30 – 25 February 2027, 14:00 (Portugal (Lisbon) Time)" in lisbon.text
+    assert "24 februarie 2027, 09:30 – 25 februarie 2027, 16:00 (ora Bucureștiului)" in lisbon.html
+    assert "24 February 2027, 09:30 – 25 February 2027, 16:00 (Bucharest time)" in lisbon.html
+    assert "La dumneavoastră: 24 februarie 2027, 07:30 – 25 februarie 2027, 14:00 (ora Lisabonei)" in lisbon.html
+    assert "Your time: 24 February 2027, 07:30 – 25 February 2027, 14:00 (Lisbon time)" in lisbon.text
     assert "Your time" not in bucharest.text and "La dumneavoastră" not in bucharest.html
+
+
+# The zones subscribers are likely in, named by their city: a Romanian genitive where one declines simply
+# (-a becomes -ei; a consonant or -i takes -ului; -ău takes -lui), "ora din" where it would read badly.
+ZONE_NAMES = [
+    ("Europe/Lisbon", "ora Lisabonei", "Lisbon time"),
+    ("Europe/Bucharest", "ora Bucureștiului", "Bucharest time"),
+    ("Europe/Chisinau", "ora Chișinăului", "Chișinău time"),
+    ("Europe/London", "ora Londrei", "London time"),
+    ("Europe/Sofia", "ora Sofiei", "Sofia time"),
+    ("Europe/Berlin", "ora Berlinului", "Berlin time"),
+    ("Europe/Paris", "ora Parisului", "Paris time"),
+    ("Europe/Brussels", "ora din Bruxelles", "Brussels time"),
+    ("Europe/Prague", "ora din Praga", "Prague time"),
+    ("Asia/Tokyo", "ora din Tokyo", "Tokyo time"),
+    ("America/New_York", "ora din New York", "New York time"),
+    ("UTC", "UTC", "UTC"),
+    ("Etc/GMT-3", "UTC+03:00", "UTC+03:00"),
+]
+
+
+@pytest.mark.parametrize(("zone", "romanian", "english"), ZONE_NAMES, ids=[zone for zone, *_ in ZONE_NAMES])
+def test_zone_names_read_as_people_say_them(zone, romanian, english):
+    start = datetime(2027, 2, 24, 9, 30, tzinfo=ZoneInfo(zone))
+    for language, name in (("ro", romanian), ("en", english)):
+        line = when(start, language, start + timedelta(hours=2))
+        assert line.endswith(f", 09:30–11:30 ({name})"), line
 
 
 def test_text_alternative_is_built_from_the_content(renderer):
@@ -133,7 +163,7 @@ def test_text_alternative_is_built_from_the_content(renderer):
     assert "with details on the website [1]." in text
     assert re.search(r"^Links\n-----\n\[1\] https://urbact\.eu/news$", text, re.MULTILINE)
     assert "Partner cities: Cluj-Napoca (RO), Bologna (IT)" in text
-    assert "Deadline: 31 March 2027, 23:59 (Romania Time)" in text
+    assert "Deadline: 31 March 2027, 23:59 (Bucharest time)" in text
     assert "<" not in text
 
 

@@ -21,8 +21,7 @@ import email.policy
 import html as htmllib
 import json
 import re
-import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import pytest
 from broker import forget_connections
 from browser import VIEWPORT_HEIGHT, artifacts_dir, normalise_space, screenshot
 from engine import Engine, running_engine, seed
-from live_server import SitePage, live_server, site_page
+from live_server import SitePage, live_server, site_page, sqlite_settings
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
@@ -41,7 +40,6 @@ from subscribers.topics import load_topics
 from worker.celery_app import app as celery_app
 from worker.content import load_item
 from worker.i18n import load_catalogues
-from worker.settings import PROJECT_ROOT, load_settings
 
 NEWSLETTER = "newsletters/2027-01-uia-transfer-networks"
 SEGMENT = "calls-for-proposals"  # chosen by topic, so the page offers "only this topic" beside "all messages"
@@ -164,12 +162,7 @@ def site(tmp_path_factory, migrated_template, redis_server):
     once) publishes to it too, so the form's confirmation reaches the same worker.
     """
     workdir = tmp_path_factory.mktemp("web-browser")
-    database = workdir / "data" / "herald.sqlite3"
-    database.parent.mkdir(parents=True)
-    shutil.copyfile(make_url(migrated_template("sqlite")).database, database)
-    settings = replace(load_settings(), content_dir=PROJECT_ROOT / "content", templates_dir=PROJECT_ROOT / "templates",
-                       outbox_dir=workdir / "outbox", data_dir=workdir / "data", database_url=f"sqlite:///{database}",
-                       redis_url=redis_server.url)
+    settings = sqlite_settings(workdir, make_url(migrated_template("sqlite")).database, redis_server.url)
     seed(settings, PEOPLE)
     import worker.tasks  # noqa: F401 - registers herald.start, which the subscribe form enqueues
 
@@ -664,7 +657,8 @@ def test_subscribing_in_the_browser_and_confirming_from_the_email(browser, site,
                        *(f"topic-{slug}" for slug in catalogue), "consent"], f"Tab order {stops}"
         assert any(stop["tag"] == "button" and stop["text"] == w["subscribe_button"] for stop in stops)
 
-        page.get_by_label(w["field_email"], exact=True).fill(address)
+        # Required fields carry a visible mark that is not part of their name (it is aria-hidden).
+        page.get_by_role("textbox", name=w["field_email"], exact=True).fill(address)
         page.get_by_label(w["preferences_name"], exact=True).fill(NEWCOMER_NAME)
         page.get_by_label(w["preferences_organisation"], exact=True).fill(NEWCOMER_ORGANISATION)
         page.get_by_label(w["field_organisation_type"], exact=True).select_option(label=w["organisation_types"]["ngo"])
@@ -672,7 +666,7 @@ def test_subscribing_in_the_browser_and_confirming_from_the_email(browser, site,
         for slug in NEWCOMER_TOPICS:
             page.get_by_label(catalogue[slug].names[language], exact=True).check()
         page_consent_version = page.locator("#consent").get_attribute("value")
-        page.get_by_label(consent, exact=True).check()
+        page.get_by_role("checkbox", name=consent, exact=True).check()
         with page.expect_navigation() as sent:
             page.get_by_role("button", name=w["subscribe_button"], exact=True).click()
         assert sent.value.status == 200
@@ -796,8 +790,8 @@ def test_the_embedded_form_answers_inside_the_iframe(browser, site, words):
         page.wait_for_load_state("load")
         iframe = page.locator("iframe").element_handle()
         form = page.frame_locator("iframe")
-        form.get_by_label(w["field_email"], exact=True).fill(address)
-        form.get_by_label(w["subscribe_consent"].format(org=site.settings.org_name), exact=True).check()
+        form.get_by_role("textbox", name=w["field_email"], exact=True).fill(address)
+        form.get_by_role("checkbox", name=w["subscribe_consent"].format(org=site.settings.org_name), exact=True).check()
         with page.expect_response(lambda response: response.request.method == "POST") as answer:
             form.get_by_role("button", name=w["subscribe_button"], exact=True).click()
         assert answer.value.status == 200

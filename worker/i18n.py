@@ -79,13 +79,38 @@ def _compare(first: Catalogue, second: Catalogue) -> list[Problem]:
     return problems
 
 
-def zone_label(zone: ZoneInfo, language: str) -> str:
-    """'Ora din România' / 'Romania Time': how people name a zone, in their language."""
-    return get_timezone_location(zone, locale=language)
+_RO_VOWELS = "aeiouyăâî"
+
+
+def _romanian_time_of(city: str) -> str:
+    """'ora Lisabonei': the time of a city in Romanian, with the genitive where it declines simply.
+
+    One word ending in -a takes -ei (Lisabona, Londra, Sofia, Varșovia); one ending in a consonant or -i
+    takes -ului (Berlin, Paris, București); -ău takes -lui (Chișinău). Anything else would need a grammar
+    book (Praga: Pragăi; Bruxelles: Bruxelles-ului; Tokyo; New York), so it reads 'ora din Praga'."""
+    if " " not in city and city.isalpha():
+        if city.endswith("a") and not city.endswith(("ca", "ga")):
+            return f"ora {city[:-1]}ei"
+        if city.endswith("ău"):
+            return f"ora {city}lui"
+        if city.endswith("i") or (city[-1].lower() not in _RO_VOWELS and not city.endswith("es")):
+            return f"ora {city}ului"
+    return f"ora din {city}"
+
+
+def zone_label(moment: datetime, language: str) -> str:
+    """'ora Lisabonei' / 'Lisbon time': the zone of `moment` by its city, as people say it (Babel's exemplar
+    city in the reader's language), not Babel's 'Portugal (Lisbon) Time'; 'UTC+03:00' for a zone of no place."""
+    zone = moment.tzinfo
+    if not isinstance(zone, ZoneInfo) or "/" not in zone.key or zone.key.startswith("Etc/"):
+        offset = moment.strftime("%z")
+        return "UTC" if offset == "+0000" else f"UTC{offset[:3]}:{offset[3:]}"
+    city = get_timezone_location(zone, locale=language, return_city=True)
+    return _romanian_time_of(city) if language == "ro" else f"{city} time"
 
 
 def when(moment: datetime, language: str, end: datetime | None = None) -> str:
-    """'20 martie 2023, 10:00–12:00 (Ora din România)', in the zone `moment` carries."""
+    """'20 martie 2023, 10:00–12:00 (ora Bucureștiului)', in the zone `moment` carries."""
     zone = moment.tzinfo
     text = format_datetime(moment, "d MMMM y, HH:mm", tzinfo=zone, locale=language)
     if end is not None:
@@ -94,7 +119,7 @@ def when(moment: datetime, language: str, end: datetime | None = None) -> str:
             text += "–" + format_time(end, "HH:mm", tzinfo=zone, locale=language)
         else:
             text += " – " + format_datetime(end, "d MMMM y, HH:mm", tzinfo=zone, locale=language)
-    return f"{text} ({zone_label(zone, language)})"
+    return f"{text} ({zone_label(moment, language)})"
 
 
 def day(value: date, language: str) -> str:

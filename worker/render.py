@@ -41,11 +41,17 @@ CONFIRMATION = "confirmation"  # the double opt-in message: no content item, onl
 
 _SLOT = re.compile(r"⟦([a-z_]+)⟧")
 _MULTILINE_ATTRIBUTE = re.compile(r'="([^"]*\n[^"]*)"')
+_LANG_CLASS = re.compile(r' class="herald-lang-([a-z]{2})"')
 
 
 def slot(name: str) -> Markup:
     """A stage-2 placeholder; stage 1 writes it, MRML passes it through untouched."""
     return Markup(f"⟦{name}⟧")
+
+
+def lang_class(language: str) -> str:
+    """The css-class of a language's block, which `compile_mjml` turns into its lang= attribute."""
+    return f"herald-lang-{language}"
 
 
 @dataclass(frozen=True)
@@ -86,8 +92,9 @@ class Message:
 
 
 def compile_mjml(source: str) -> str:
-    """The one place MJML becomes HTML (tests count the calls)."""
-    return mrml.to_html(_MULTILINE_ATTRIBUTE.sub(lambda m: '="' + " ".join(m.group(1).split()) + '"', source)).content
+    """The one place MJML becomes HTML (tests count the calls); a block's `lang_class` becomes its lang=."""
+    html_out = mrml.to_html(_MULTILINE_ATTRIBUTE.sub(lambda m: '="' + " ".join(m.group(1).split()) + '"', source)).content
+    return _LANG_CLASS.sub(r' lang="\1"', html_out)
 
 
 @dataclass(frozen=True)
@@ -145,16 +152,18 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=True,
         )
-        self.env.globals.update(slot=slot)
+        self.env.globals.update(slot=slot, lang_class=lang_class)
 
-    def compile(self, item: Item, edition: str, message: str, change: Change | None = None) -> CompiledEdition:
-        """`change` is an update's (before, now); every other message is rendered from the item alone."""
+    def compile(self, item: Item, edition: str, message: str, change: Change | None = None, *,
+                test_copy: bool = False) -> CompiledEdition:
+        """`change` is an update's (before, now); every other message is rendered from the item alone.
+        A `test_copy` (herald send --test-to) says at its top, in its languages, that it is one."""
         if message == "followup" and not (isinstance(item.meta, EventMeta) and item.meta.follow_up):
             raise ValueError(f"{item.slug} has no follow_up in meta.yaml; add one to send a follow-up")
         links = LinkList()
         blocks = [language_block(item, language, self.catalogues, links, change) for language in EDITIONS[edition]]
         return self._compile(item.slug, edition, message, blocks, links,
-                             item.meta if isinstance(item.meta, EventMeta) else None)
+                             item.meta if isinstance(item.meta, EventMeta) else None, test_copy)
 
     def compile_confirmation(self, edition: str, expires: date) -> CompiledEdition:
         """The double opt-in request; its link (⟦confirm_url⟧) stops working on `expires`."""
@@ -169,14 +178,16 @@ class Renderer:
         return self._compile(CONFIRMATION, edition, CONFIRMATION, blocks, LinkList(), None)
 
     def _compile(self, slug: str, edition: str, message: str, blocks: list[dict], links: LinkList,
-                 event: EventMeta | None) -> CompiledEdition:
+                 event: EventMeta | None, test_copy: bool = False) -> CompiledEdition:
         first = blocks[0]
         subject = " / ".join(dict.fromkeys(self._subject(block, message) for block in blocks))
         context = {"edition": edition, "message": message, "lang": first["lang"], "blocks": blocks,
                    "subject": subject, "preheader": first["preheader"], "t": first["t"],
-                   "org": self.settings, "links": links}
+                   "org": self.settings, "links": links, "test_copy": test_copy}
         mjml = self.env.get_template(f"{message}.mjml.j2").render(context)
         text = self.env.get_template(f"text/{message}.txt.j2").render(context)
+        if test_copy:
+            text = self.env.get_template("text/_test_copy.txt.j2").render(context) + text
         return CompiledEdition(
             slug=slug, edition=edition, message=message, language=first["lang"],
             languages=tuple(block["lang"] for block in blocks), subject=subject, mjml=mjml,

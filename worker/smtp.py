@@ -5,9 +5,12 @@ The campaign engine needs four answers: sent; try again later (temporary); never
 fails and the person is left alone). Only a 5xx answer to this recipient's RCPT or to its DATA is
 final, and PERMANENT says which of the two it is: a server that refuses a line too long, a message too
 big or a sender's policy says nothing about the recipient's mailbox. A refusal of the connection, the
-login, STARTTLS or our MAIL FROM is Herald's or the server's problem, not the recipient's, so it is
-temporary. Temporary and rejected both count toward the campaign's pause-after-failures, and no
-subscriber is suppressed because of a configuration mistake.
+login, STARTTLS or our MAIL FROM is Herald's or the server's problem, not the recipient's: a server
+that cannot be reached or answers 4xx is temporary; TLS that cannot be set up (no STARTTLS offered,
+TLS spoken to a plain port, a certificate that does not verify) or a login refused is "configuration",
+since waiting will not fix HERALD_SMTP_URL. The engine retries both like temporary failures; temporary,
+configuration and rejected all count toward the campaign's pause-after-failures, and no subscriber is
+suppressed because of a configuration mistake.
 
 Addresses are stored as email_validator writes them (Unicode); here their domain becomes an A-label
 (IDNA 2008). A local part that is not ASCII needs the server's SMTPUTF8 (RFC 6531): without it the
@@ -136,9 +139,21 @@ def verdict(stage: str, code: int, text: str) -> Verdict:
 
 @dataclass(frozen=True)
 class Outcome:
-    status: Literal["sent", "temporary", "permanent", "rejected"]  # permanent: a bounce; rejected: see PERMANENT
+    # permanent: a bounce; rejected: see PERMANENT; configuration: TLS or the login does not fit the server
+    status: Literal["sent", "temporary", "permanent", "rejected", "configuration"]
     code: int | None  # the SMTP reply code, None when there was no reply (refused, timed out, cut)
     detail: str  # for logs: the stage and the server's words, any email address replaced by the word `address`
+
+    @property
+    def at_connect(self) -> bool:
+        """Whether it failed before any command about this message: no message can go through as things are."""
+        return self.detail.startswith(CONNECT)
+
+
+CONNECT = "connect"  # the stage of connecting, TLS and login
+# What says HERALD_SMTP_URL does not fit the server while connecting: TLS failed (a certificate included), STARTTLS
+# or AUTH not offered, the login refused. ssl.SSLError is an OSError, SMTPAuthenticationError a reply (535).
+_CONFIGURATION = (ssl.SSLError, smtplib.SMTPNotSupportedError, smtplib.SMTPAuthenticationError)
 
 
 def _text(reply: bytes | str) -> str:
@@ -243,7 +258,7 @@ class SmtpSender:
             sender, recipient = ascii_domain(sender), ascii_domain(recipient)
         except idna.IDNAError:
             return Outcome("rejected", None, "RCPT: the address's domain has no ASCII form (IDNA 2008)")
-        stage = "connect"
+        stage = CONNECT
         try:
             connection = self._connect()
             stage = "MAIL"
@@ -267,6 +282,12 @@ class SmtpSender:
             code, text = connection.getreply()
             self._expect((code, text), 250)
             return Outcome("sent", code, _detail(stage, code, text))
+        except _CONFIGURATION as error:
+            self._drop()
+            code = getattr(error, "smtp_code", None)
+            detail = _detail(stage, code, error.smtp_error if code is not None else f"{type(error).__name__}: {error}")
+            # A TLS session that breaks after it was set up is the network's doing, not the settings'.
+            return Outcome("configuration" if stage == CONNECT else "temporary", code, detail)
         except smtplib.SMTPResponseException as error:  # raised by _expect, or by smtplib (greeting, login, DATA)
             code, detail = error.smtp_code, _detail(stage, error.smtp_code, error.smtp_error)
             if 500 <= code < 600 and stage in ("RCPT", "DATA"):

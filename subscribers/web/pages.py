@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Path, Query
@@ -50,9 +51,17 @@ class Pages:
     def refused(self, reason: str, status: int) -> HTMLResponse:
         """A link that cannot be used, in both languages: it no longer tells us whose it was."""
         key = {"expired": "expired", "missing": "missing", "too_large": "too_large"}.get(reason, "refused")
-        blocks = [{"lang": language, "title": self.words[language][f"{key}_title"],
-                   "text": self.words[language][f"{key}_text"], "contact": self.words[language]["contact"]}
-                  for language in LANGUAGES]
+        return self._in_both(status, lambda words: (words[f"{key}_title"], words[f"{key}_text"]))
+
+    def test_copy(self, purpose: str) -> HTMLResponse:
+        """A link from a `--test-to` copy, in both languages (the link does not carry the copy's edition):
+        what it opens in the real message; here it opens nothing and changes nothing."""
+        return self._in_both(200, lambda words: (
+            words["test_copy_title"], words["test_copy_text"].format(page=words["test_copy_pages"][purpose])))
+
+    def _in_both(self, status: int, title_and_text: Callable[[dict], tuple[str, str]]) -> HTMLResponse:
+        blocks = [{"lang": language, "title": title, "text": text, "contact": self.words[language]["contact"]}
+                  for language in LANGUAGES for title, text in [title_and_text(self.words[language])]]
         html = self.env.get_template("refused.html.j2").render(blocks=blocks, org=self.settings)
         return HTMLResponse(html, status_code=status)
 

@@ -28,6 +28,7 @@ from subscribers.web.pages import Lang, csrf_token, csrf_valid, page_language
 from subscribers.web.preferences import cleaned
 from subscribers.web.visitor import visitor
 from worker import clock
+from worker.installation import keys_of
 from worker.smtp import offers_smtputf8
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ def create_subscribe(links: Links) -> APIRouter:
     router = APIRouter(tags=["subscribers"], default_response_class=HTMLResponse)
     settings, pages = links.settings, links.pages
     limiter = redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
+    with links.sessions() as session:
+        keys = keys_of(session)  # the counters are this installation's, in a Redis that may be shared
 
     def form_token() -> str:
         issued = str(int(time.time()))
@@ -73,18 +76,22 @@ def create_subscribe(links: Links) -> APIRouter:
             log.warning("rate limit unavailable: Redis did not answer")
             return True
 
-    def form_page(language: str, embedded: bool, error: str = "", form: dict | None = None,
+    def form_page(language: str, embedded: bool, error: tuple[str, str] | None = None, form: dict | None = None,
                   status: int = 200) -> HTMLResponse:
+        """The form; after a refused post, filled in as sent, with `error` (its words' key, the field it is about)
+        tied to that field, which gets the focus, and "Error" in the title (what a screen reader announces)."""
         words = pages.words[language]
         catalogue = load_topics(settings.content_dir)
         text = words["subscribe_consent"].format(org=settings.org_name)
         path = EMBED_PREFIX if embedded else "/subscribe"
+        title = words["subscribe_title"].format(org=settings.org_name)
         return pages.render(
             "subscribe", language, status, switch_url=switch_url(path, language), embedded=embedded,
-            title=words["subscribe_title"].format(org=settings.org_name), error=error, action=f"{path}?lang={language}",
-            csrf=form_token(),
+            title=words["error_title"].format(title=title) if error else title,
+            error=words[error[0]] if error else "", error_field=error[1] if error else "",
+            action=f"{path}?lang={language}", csrf=form_token(),
             form=form or {"email": "", "name": "", "organisation": "", "organisation_type": "", "language": language,
-                          "topics": []},
+                          "topics": [], "consent": False},
             organisation_types=ORGANISATION_TYPES, languages=SUBSCRIBER_LANGUAGES,
             topics=[(slug, topic.names[language]) for slug, topic in catalogue.items()],
             consent_text=text, consent_version=consent_version(text))
@@ -114,27 +121,29 @@ def create_subscribe(links: Links) -> APIRouter:
         source = "embedded form" if embedded else "subscribe page"
         if not form_token_valid(csrf):
             return links.refused("signature")
-        if not within_limit(f"herald:subscribe:ip:{visitor(request, settings.trusted_proxies)}", PER_IP):
+        if not within_limit(keys("subscribe", "ip", visitor(request, settings.trusted_proxies)), PER_IP):
             return pages.notice(page_lang, "busy_title", "busy_text", status=429, embedded=embedded)
         catalogue = load_topics(settings.content_dir)
         wanted_language = language if language in SUBSCRIBER_LANGUAGES else page_lang
-        form = {"email": email, "name": name, "organisation": organisation, "organisation_type": organisation_type,
-                "language": wanted_language, "topics": [slug for slug in topic or () if slug in catalogue]}
         text = words["subscribe_consent"].format(org=settings.org_name)
+        agreed = consent == consent_version(text)  # to these very words: a box ticked under older ones comes back empty
+        form = {"email": email, "name": name, "organisation": organisation, "organisation_type": organisation_type,
+                "language": wanted_language, "topics": [slug for slug in topic or () if slug in catalogue],
+                "consent": agreed}
         try:
             address = normalise_email(email)
         except Invalid:
-            return form_page(page_lang, embedded, words["error_email"], form, status=422)
+            return form_page(page_lang, embedded, ("error_email", "email"), form, status=422)
         if not address.rpartition("@")[0].isascii() and not offers_smtputf8(settings.smtp_url):
             # Every message to it would fail (RFC 6531): say so now rather than "check your inbox".
-            return form_page(page_lang, embedded, words["error_email_smtputf8"], form, status=422)
-        if consent != consent_version(text):
-            return form_page(page_lang, embedded, words["error_consent"], form, status=422)
+            return form_page(page_lang, embedded, ("error_email_smtputf8", "email"), form, status=422)
+        if not agreed:
+            return form_page(page_lang, embedded, ("error_consent", "consent"), form, status=422)
         answer = pages.notice(page_lang, "subscribe_sent_title", "subscribe_sent_text", embedded=embedded)
         if website:  # the hidden field only robots fill in
             return answer
         key = hashlib.sha256(f"{settings.secret_key}:{address.lower()}".encode()).hexdigest()
-        if not within_limit(f"herald:subscribe:email:{key}", PER_EMAIL):
+        if not within_limit(keys("subscribe", "email", key), PER_EMAIL):
             return answer
         wanted = selfservice.Request(
             email=address, language=wanted_language, name=cleaned(name, "name"),
@@ -198,7 +207,7 @@ def create_subscribe(links: Links) -> APIRouter:
             subscriber = visit.subscriber
             language = page_language(subscriber.language, lang)
             if selfservice.needs_confirmation(session, subscriber) and within_limit(
-                    f"herald:renew:{subscriber.id}", PER_EMAIL):
+                    keys("renew", subscriber.id), PER_EMAIL):
                 wording = pages.catalogues[language]["confirm_intro"].format(org=settings.org_name)
                 selfservice.ask_again(session, subscriber, clock.now(), wording, "confirmation-email")
                 _ask_now(session)

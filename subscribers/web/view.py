@@ -6,6 +6,7 @@ written for a few people is theirs, not the world's."""
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from fastapi import APIRouter
@@ -24,6 +25,12 @@ from worker.render import CONFIRMATION, CompiledEdition, Recipient, Renderer
 
 VIEW_PREFIX = "/m/"
 ARCHIVE_PREFIX = "/archive/"
+_BODY = re.compile(r"(<body[^>]*>)(.*)(</body>)", re.DOTALL)
+
+
+def as_page(message_html: str) -> str:
+    """A message shown in a browser: its body becomes the page's one <main> region, which an email lacks."""
+    return _BODY.sub(r"\1<main>\2</main>\3", message_html, count=1)
 
 
 def create_view(links: Links) -> APIRouter:
@@ -53,7 +60,7 @@ def create_view(links: Links) -> APIRouter:
                                       edition.link_purposes)
             message = edition.personalise(Recipient(email=subscriber.email, name=subscriber.name,
                                                     timezone=subscriber.timezone, links=urls))
-            return HTMLResponse(message.html)
+            return HTMLResponse(as_page(message.html))
 
     @router.get(ARCHIVE_PREFIX, summary="Sent newsletters to public segments, newest first")
     def archive(lang: Lang = None) -> Response:
@@ -94,6 +101,6 @@ def create_view(links: Links) -> APIRouter:
         public = Recipient(email=links.pages.words[language]["archive_recipient"],
                            links={purpose: subscribe for purpose in edition.link_purposes}
                            | {"view": f"{settings.base_url}{ARCHIVE_PREFIX}{campaign.id}?lang={language}"})
-        return HTMLResponse(edition.personalise(public).html)
+        return HTMLResponse(as_page(edition.personalise(public).html))
 
     return router
