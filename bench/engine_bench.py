@@ -368,7 +368,8 @@ class Bench:
     def create(self, send_at: datetime | None = None) -> int:
         with self.sessions() as session:
             request = control.Request(self.item.path, segment=SEGMENT, message=messages_of(self.item)[0],
-                                      send_at=send_at)  # an event's invitation again, not an update
+                                      send_at=send_at,  # an event's invitation again, not an update
+                                      again="a benchmark run")  # each run mails everyone again, on purpose
             return control.create(session, request, self.settings, origin="bench").id
 
     def state(self, campaign_id: int) -> Campaign:
@@ -459,19 +460,22 @@ class Bench:
                     f"send_at, first message {first - due:.2f} s after")
 
 
-def warm_up() -> str:
+def warm_up(sessions: sessionmaker[Session]) -> str:
     """Import what control.create imports on first use and connect to the broker, so that the first run's
-    trigger is timed like the others; returns the name of the queue the batches wait in.
+    trigger is timed like the others; returns the Redis key of the queue the batches wait in.
 
     Not imported at the top: the Celery app binds HERALD_REDIS_URL when first imported, and only now does
     the environment name this run's Redis.
     """
     importlib.import_module("worker.tasks")
-    from worker.celery_app import QUEUE, app
+    from worker.celery_app import QUEUE, namespaced
+    from worker.installation import keys_of
 
-    with app.connection_for_write() as connection:
+    with sessions() as session:
+        keys = keys_of(session)
+    with namespaced(keys).connection_for_write() as connection:
         connection.ensure_connection(max_retries=3)
-    return QUEUE
+    return keys(QUEUE)
 
 
 # ---- the whole run ---------------------------------------------------------------------------------
@@ -505,7 +509,7 @@ def run(args: argparse.Namespace, workdir: Path, stack: ExitStack) -> tuple[Figu
     os.environ.update(HERALD_REDIS_URL=server.url, HERALD_SMTP_URL=sink.url)  # the children inherit all of it
     settings = load_settings()
     sessions = open_store(settings)
-    queue = warm_up()
+    queue = warm_up(sessions)
     by_language = languages(sessions)
     console.log(f"{mailable:,} of {args.subscribers:,} subscribers mailable; editions "
                 + ", ".join(f"{language} {count:,}" for language, count in sorted(by_language.items())))

@@ -119,8 +119,8 @@ class Engine:
         return self.campaign(campaign_id)
 
     def send(self, *args: str) -> int:
-        """`herald send …`; returns the new campaign's id."""
-        output = self.herald("send", *args).stdout
+        """`herald send --yes …` (a script's way: no question); returns the campaign's id."""
+        output = self.herald("send", "--yes", *args).stdout
         return int(output.split("Campaign ", 1)[1].split(":", 1)[0])
 
     def set_clock(self, offset_seconds: float) -> None:

@@ -86,7 +86,7 @@ def test_the_item_audience_is_the_default_segment_and_send_at_keeps_its_instant(
 
 @pytest.mark.parametrize(("body", "detail"), [
     ({"segment": "nobody"}, "no segment 'nobody'; add it here or use one of all-subscribers, "),
-    ({"item": "newsletters/2027-13-no-such-issue"}, "no meta.yaml; every item folder needs one"),
+    ({"item": "newsletters/2027-13-no-such-issue"}, "no such item: 'newsletters/2027-13-no-such-issue'; "),
     ({"item": "../.."}, "item must be a folder inside the content directory"),
     ({"item": "newsletters/../../worker"}, "item must be a folder inside the content directory"),
     ({"item": "/etc"}, "item must be a folder inside the content directory"),
@@ -113,7 +113,7 @@ def test_a_send_at_without_a_time_zone_is_refused(client, broker, sessions):
 
 def test_list_is_newest_first_and_one_campaign_reads_by_id(client, broker):
     first = post(client, send_at=(datetime.now(UTC) + timedelta(days=3)).isoformat())
-    second = post(client)
+    second = post(client, segment="partners-abroad")  # another audience: not a second campaign of the first's
     listed = client.get("/api/campaigns", headers=AUTH)
     assert listed.status_code == 200
     assert listed.json() == [second, first]
@@ -201,7 +201,7 @@ def refused(response) -> None:
 def test_every_route_needs_the_token(client, broker, sessions, method, path, body):
     now = datetime.now(UTC)
     with sessions.begin() as session:  # a campaign that a refused read, pause, resume or cancel must not touch
-        campaign = Campaign(item=ITEM, message="newsletter", segment="all-subscribers", state="paused",
+        campaign = Campaign(item=ITEM, message="newsletter", segment="partners-abroad", state="paused",
                             origin="api", created_at=now, updated_at=now, started_at=now)
         session.add(campaign)
         session.flush()
@@ -244,4 +244,5 @@ def test_openapi_lists_the_routes_with_bearer_security(client):
     assert {"201", "422"} <= set(operations["POST", "/api/campaigns"]["responses"])
     assert "409" in operations["POST", "/api/campaigns/{campaign_id}/pause"]["responses"]
     assert set(schema["components"]["schemas"]["CampaignIn"]["properties"]) == {
-        "item", "segment", "message", "edition", "send_at"}
+        "item", "segment", "message", "edition", "send_at", "now", "again"}
+    assert {"409", "503"} <= set(operations["POST", "/api/campaigns"]["responses"])

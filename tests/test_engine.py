@@ -186,7 +186,8 @@ def test_a_scheduled_campaign_fires_on_time_and_one_past_the_grace_window_is_mis
     engine.start_worker()
     engine.start_beat()
     on_time = engine.send(NEWSLETTER, "--segment", "all-subscribers", "--at", "2099-01-01T10:00:00+00:00")
-    late = engine.send(NEWSLETTER, "--segment", "all-subscribers", "--at", "2099-01-01T02:00:00+00:00")
+    late = engine.send(NEWSLETTER, "--segment", "all-subscribers", "--at", "2099-01-01T02:00:00+00:00",
+                       "--again", "a second one, due earlier, to be missed")  # else it would move the first
     assert engine.campaign(on_time).state == engine.campaign(late).state == "scheduled"
     due = engine.campaign(on_time).send_at
     time.sleep(2.5)  # a few sweeps: nothing is due yet

@@ -73,8 +73,8 @@ def seeded(db_settings, redis_server, broker) -> Seeded:
     app = create_app(app_settings)
     with TestClient(app) as client:
         later = (datetime.now(UTC) + timedelta(days=30)).isoformat()
-        made = [client.post("/api/campaigns", json={"item": ITEM, **extra}, headers=AUTH)
-                for extra in ({}, {"send_at": later}, {"edition": "both"})]
+        made = [client.post("/api/campaigns", json={"item": ITEM, **extra}, headers=AUTH)  # one item, on purpose
+                for extra in ({}, {"send_at": later, "again": "fuzz: scheduled"}, {"edition": "both", "again": "fuzz"})]
         assert [answer.status_code for answer in made] == [201] * 3, [answer.text for answer in made]
         forms = {lang: _form_fields(client.get(f"/subscribe?lang={lang}").text) for lang in ("ro", "en")}
     campaign_ids = [answer.json()["id"] for answer in made]

@@ -162,7 +162,7 @@ def test_the_rate_limit_believes_x_forwarded_for_only_from_a_trusted_proxy(tmp_p
     limited = [422] * PER_IP[0] + [429]
     env, url, options = on_port(tmp_path, redis_server.url, HERALD_TRUSTED_PROXIES="127.0.0.2")
     with redis.Redis.from_url(redis_server.url) as counters:  # earlier tests' posts
-        for key in counters.scan_iter("herald:subscribe:ip:*"):
+        for key in counters.scan_iter("herald:*:subscribe:ip:*"):
             counters.delete(key)
     with herald_web(env, url, *options, log=tmp_path / "web.log"):
         assert flood(url, "127.0.0.1", lambda n: f"203.0.113.{n}") == limited, "invented addresses, one bucket"

@@ -12,7 +12,6 @@ import hmac
 import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
@@ -31,6 +30,7 @@ from subscribers.web.app import create_pages, security_headers
 from subscribers.web.guards import MAX_BODY_BYTES, BodyCap, HeadAsGet
 from subscribers.web.pages import CampaignId, Pages
 from worker import campaigns, control
+from worker.item_path import NoSuchItem, find_item
 from worker.models import Campaign
 from worker.problems import ContentInvalid
 from worker.settings import Settings
@@ -38,7 +38,8 @@ from worker.settings import Settings
 
 class CampaignIn(BaseModel):
     # 500 characters (at most 2,000 bytes): well below the file system's PATH_MAX of 4,096 bytes.
-    item: str = Field(max_length=500, description="The content item folder, relative to the content directory.",
+    item: str = Field(max_length=500, description="The content item: its folder relative to the content directory, "
+                                                  "or its folder's name alone.",
                       examples=["newsletters/2027-01-uia-transfer-networks"])
     segment: str | None = Field(None, description="A segment of content/segments.yaml; default: the item's audience.")
     message: Literal["newsletter", "invitation", "update", "reminder", "cancellation", "followup", "waitlist"] | None = \
@@ -46,9 +47,15 @@ class CampaignIn(BaseModel):
                                 "told yet (the invitation, an update or the cancellation).")
     edition: Literal["ro", "en", "both"] | None = Field(None, description="Default: each subscriber's language.")
     # Aware only: a naive time would reach the store, which refuses it, as a 500.
-    send_at: AwareDatetime | None = Field(None, description="With a time zone offset; default: now.")
+    send_at: AwareDatetime | None = Field(None, description="With a time zone offset, not in the past; default: now. "
+                                                            "Moves the item's scheduled campaign for this audience, "
+                                                            "if there is one.")
+    now: bool = Field(False, description="Send the item's scheduled campaign for this audience now.")
+    again: str | None = Field(None, max_length=control.REPEAT_REASON_LIMIT,
+                              description="Why to send again to an audience that a campaign of this item's message "
+                                          "already covers (kept with the campaign); without it, that is a 409.")
 
-    @field_validator("item", "segment")
+    @field_validator("item", "segment", "again")
     @classmethod
     def _text(cls, text: str | None) -> str | None:
         """JSON may carry a lone surrogate ("\\ud800"), which no file name or answer can hold: a 500 on the way."""
@@ -103,6 +110,7 @@ class CampaignOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    repeat_reason: str | None
     counts: Counts
 
 
@@ -171,19 +179,33 @@ def create_api(settings: Settings, sessions: sessionmaker[Session] | None = None
     router = APIRouter(prefix=API_PREFIX, dependencies=[Depends(authorised)], tags=["campaigns"], responses=errors)
 
     @router.post("/campaigns", status_code=201, response_model=CampaignOut,
-                 responses={400: {"model": Problem}, 413: {"model": Problem}, 422: {"model": Invalid}})
+                 responses={400: {"model": Problem}, 413: {"model": Problem}, 422: {"model": Invalid},
+                            503: {"model": Problem}})
     def trigger(body: CampaignIn, db: Db) -> dict:
-        """Create a campaign; it starts now, or at `send_at`."""
+        """Create a campaign; it starts now, or at `send_at`. One per item, message and audience: 409 says which
+        campaign covers it and what to do. 503: the broker does not answer, and nothing was recorded; a campaign
+        recorded whose start the broker did not take comes back with its `reason` (beat's sweep starts it)."""
         item = (settings.content_dir / body.item).resolve()
         if not item.is_relative_to(settings.content_dir.resolve()):
             raise HTTPException(422, "item must be a folder inside the content directory")
-        request = control.Request(Path(item), body.segment, body.message, body.edition, body.send_at)
         try:
-            campaign = control.create(db, request, settings, origin="api")
+            folder = find_item(body.item, settings.content_dir)
+        except NoSuchItem as error:
+            raise HTTPException(422, str(error)) from None
+        request = control.Request(folder, body.segment, body.message, body.edition, body.send_at, body.now,
+                                  body.again)
+        try:
+            campaign = control.create(db, request, settings, origin="api", words=control.API)
         except ContentInvalid as error:
             raise HTTPException(422, "; ".join(str(problem) for problem in error.problems)) from None
+        except control.Covered as error:
+            raise HTTPException(409, str(error)) from None
         except ValueError as error:
             raise HTTPException(422, str(error)) from None
+        except control.BrokerDown as error:
+            raise HTTPException(503, str(error)) from None
+        except control.NotQueued as error:
+            campaign = error.campaign
         return control.describe(db, campaign)
 
     @router.get("/campaigns", response_model=list[CampaignOut])
@@ -206,6 +228,8 @@ def create_api(settings: Settings, sessions: sessionmaker[Session] | None = None
                 raise HTTPException(404, str(error)) from None
             except campaigns.StateError as error:
                 raise HTTPException(409, str(error)) from None
+            except control.NotQueued as error:  # resumed; beat's sweep starts it, as its reason says
+                return control.describe(db, error.campaign)
         return endpoint
 
     for verb, run in (("pause", control.pause), ("resume", control.resume), ("cancel", control.cancel)):

@@ -42,6 +42,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "paused": frozenset({"sending", "cancelled"}),
 }
 FINAL_STATES = frozenset({"sent", "cancelled", "failed", "missed"})
+COVERING = ("scheduled", "sending", "paused", "sent")  # a campaign in these has (or will have) mailed its audience
 UNFINISHED = ("pending", "sending", "retry")
 FANOUT_PAGE = 2000
 # The ledger's UPDATEs touch rows no session holds as objects: skipping the ORM's synchronisation of
@@ -86,9 +87,11 @@ def move(campaign: Campaign, to: str, now: datetime, reason: str = "") -> None:
 
 
 def create(session: Session, *, item: str, message: str, segment: str, edition: str | None,
-           send_at: datetime | None, origin: str, now: datetime, schedule_key: str | None = None) -> Campaign:
+           send_at: datetime | None, origin: str, now: datetime, schedule_key: str | None = None,
+           repeat_reason: str | None = None) -> Campaign:
     campaign = Campaign(item=item, message=message, segment=segment, edition=edition, send_at=send_at,
-                        state="draft", origin=origin, schedule_key=schedule_key, created_at=now, updated_at=now)
+                        state="draft", origin=origin, schedule_key=schedule_key, created_at=now, updated_at=now,
+                        repeat_reason=repeat_reason)
     session.add(campaign)
     session.flush()
     move(campaign, "scheduled" if send_at is not None and send_at > now else "sending", now)
@@ -100,25 +103,36 @@ def item_key(item: Item, content_dir: Path) -> str:
     return item.path.resolve().relative_to(content_dir.resolve()).as_posix()
 
 
+def of_audience(session: Session, item: str, message: str, segment: str) -> list[Campaign]:
+    """Every campaign of an item's message to one audience, oldest first (whatever its state)."""
+    return list(session.scalars(select(Campaign).where(Campaign.item == item, Campaign.message == message,
+                                                       Campaign.segment == segment).order_by(Campaign.id)))
+
+
 def sync_schedules(session: Session, items: list[Item], content_dir: Path, now: datetime) -> list[Campaign]:
     """Make one scheduled campaign per item with a `send_at`; a moved `send_at` moves a campaign not yet started.
 
-    Returns the campaigns created or moved. An item whose campaign already started or ended is left alone.
+    Returns the campaigns created or moved. An item whose campaign already started or ended is left alone, and so
+    is one that an operator's campaign covers (any campaign of its message to its audience) or took over (its
+    origin is no longer `schedule`): beat never adds a second campaign beside a manual send, nor moves one.
     """
     changed = []
     for item in items:
         if item.meta.send_at is None:
             continue
         message = MESSAGES[item.kind][0]
-        key = f"{item_key(item, content_dir)}:{message}"
+        folder = item_key(item, content_dir)
+        key = f"{folder}:{message}"
         send_at = item.meta.aware(item.meta.send_at)
         campaign = session.scalar(select(Campaign).where(Campaign.schedule_key == key))
-        if campaign is None:
-            campaign = Campaign(item=item_key(item, content_dir), message=message, segment=item.meta.audience,
+        if campaign is None and not of_audience(session, folder, message, item.meta.audience):
+            campaign = Campaign(item=folder, message=message, segment=item.meta.audience,
                                 edition=None, send_at=send_at, state="scheduled", origin="schedule",
                                 schedule_key=key, created_at=now, updated_at=now)
             session.add(campaign)
             changed.append(campaign)
+        elif campaign is None or campaign.origin != "schedule":
+            continue
         elif campaign.state == "scheduled" and (campaign.send_at != send_at or campaign.segment != item.meta.audience):
             campaign.send_at, campaign.segment, campaign.updated_at = send_at, item.meta.audience, now
             changed.append(campaign)

@@ -2,26 +2,39 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperArgument, TyperOption
 
 from subscribers.cli import demo_people, segments_app, subscribers_app
 from subscribers.db import open_store
-from worker import campaign_cli, clock, control, events_cli, services
+from worker import campaign_cli, clock, control, events_cli, services, terminal
 from worker.check import check, fix_cedillas, unannounced_changes
 from worker.content import Item, find_items, load_item
 from worker.event_calendar import preview_calendar
+from worker.item_path import NoSuchItem, find_item
 from worker.mime import build_eml
 from worker.problems import ContentInvalid, display_path
-from worker.render import EDITIONS, Renderer, messages_of, sample_recipient
+from worker.render import EDITIONS, MESSAGES, Renderer, messages_of, sample_recipient
 from worker.settings import Settings, load_settings, unsafe_for_mail
 
+
+def _help_without_python_types() -> None:
+    """Typer 0.29 prints each parameter's Python type in `--help`: `<bool>` after a flag, which takes no value,
+    `<list[str]>` after a repeatable option. What to write is the help text's job: an option shows its metavar
+    (click's convention, the name in capitals unless it sets one), a flag and an argument nothing more."""
+    TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else self.metavar or self.name.upper()
+    TyperArgument.display_type_rich = lambda self, ctx: None
+
+
+_help_without_python_types()
 app = typer.Typer(help="Herald: bilingual newsletters and event invitations, written as files.",
                   no_args_is_help=True, add_completion=False)
 app.add_typer(subscribers_app, name="subscribers")
@@ -29,8 +42,22 @@ app.add_typer(segments_app, name="segments")
 app.add_typer(events_cli.events_app, name="events")
 campaign_cli.register(app)
 services.register(app)
-console = Console()
-errors = Console(stderr=True, soft_wrap=True)
+console = terminal.output()
+errors = terminal.problems()
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        console.print(f"herald {version('herald')}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    _version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                           help="Print Herald's version and exit.")] = False,
+) -> None:
+    """The options every command shares (only --version); the help is the Typer app's."""
 
 
 def _editions(edition: str) -> list[str]:
@@ -62,10 +89,16 @@ def write_rendered(item: Item, renderer: Renderer, editions: list[str], messages
     return written
 
 
-def _load(path: Path) -> list[Item]:
-    folders = find_items(path)
+def _load(path: Path, content_dir: Path) -> list[Item]:
+    """The items at `path`: those under a folder of items, or the one item it names (see item_path)."""
+    try:
+        folders = find_items(path) if os.path.isdir(path) else [find_item(path, content_dir, drafts=True)]
+    except NoSuchItem as error:
+        errors.print(str(error), style="red", markup=False, highlight=False)
+        raise typer.Exit(2) from None
     if not folders:
-        errors.print(f"[red]{path}: no content item here (a folder with meta.yaml)[/red]")
+        errors.print(f"{path}: no content item here (a folder with meta.yaml)", style="red", markup=False,
+                     highlight=False)
         raise typer.Exit(2)
     try:
         return [load_item(folder) for folder in folders]
@@ -92,16 +125,20 @@ def _report(rows: list[tuple[str, str, str, Path]]) -> None:
 
 @app.command()
 def render(
-    path: Annotated[Path, typer.Argument(help="A content item folder, or a folder of items.")],
+    path: Annotated[Path, typer.Argument(help="A content item (content/events/SLUG, events/SLUG or SLUG), or a "
+                                              "folder of items.")],
     edition: Annotated[str, typer.Option(help="ro, en, both, or all three.")] = "all",
-    message: Annotated[str | None, typer.Option(help="newsletter, invitation or reminder (default: all the item has).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Where to write (default: the outbox folder).")] = None,
+    message: Annotated[str | None, typer.Option(help=f"{MESSAGES['newsletter'][0]} for a newsletter; "
+                                                f"{', '.join(MESSAGES['event'][:-1])} or {MESSAGES['event'][-1]} for "
+                                                "an event (followup when its meta.yaml has a follow_up). Default: "
+                                                "all the item has.")] = None,
+    out: Annotated[Path | None, typer.Option(metavar="FOLDER", help="Where to write (default: the outbox folder).")] = None,
 ) -> None:
     """Write .html, .txt and a complete .eml per edition for a sample recipient, and print the paths."""
     settings = load_settings()
     renderer = Renderer(settings)
     rows = []
-    for item in _load(path):
+    for item in _load(path, settings.content_dir):
         messages = [message] if message else list(messages_of(item))
         if not set(messages) <= set(messages_of(item)):
             raise typer.BadParameter(f"a {item.kind} has no '{message}' message; use {', '.join(messages_of(item))}")
@@ -114,7 +151,8 @@ def render(
 
 @app.command("check")
 def check_command(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Content items, content folders or a templates folder (default: all).")] = None,
+    paths: Annotated[list[Path] | None, typer.Argument(help="Content items (or a file in one), content folders or "
+                                                             "a templates folder (default: all).")] = None,
     fix: Annotated[bool, typer.Option(help="Rewrite cedilla letters ş ţ as ș ț in place.")] = False,
 ) -> None:
     """Validate content and templates; print `file:line: message` for each problem."""
@@ -140,6 +178,7 @@ def check_command(
 
 DEMO_NEWSLETTER = "newsletters/2027-01-uia-transfer-networks"
 DEMO_INVITATION = "events/di4c-partners-meeting-botosani"
+DEMO_AGAIN = "herald demo, run again"
 
 
 @app.command()
@@ -153,11 +192,12 @@ def demo(
     logs = settings.data_dir / "logs"
     with services.embedded(settings, logs=logs) as running:
         sessions = open_store(settings)
-        with sessions() as session:
-            newsletter = control.create(session, control.Request(settings.content_dir / DEMO_NEWSLETTER), settings, "cli")
+        with sessions() as session:  # a demo run again mails its fictional people again, and says so
+            newsletter = control.create(session, control.Request(settings.content_dir / DEMO_NEWSLETTER,
+                                                                 again=DEMO_AGAIN), settings, "cli")
             at = clock.now() + timedelta(seconds=invite_in)
-            invitation = control.create(session, control.Request(settings.content_dir / DEMO_INVITATION, send_at=at),
-                                        settings, "cli")
+            invitation = control.create(session, control.Request(settings.content_dir / DEMO_INVITATION, send_at=at,
+                                                                 again=DEMO_AGAIN), settings, "cli")
             confirmation = control.ask_pending(session)
         console.print(f"Campaign {newsletter.id} sends {DEMO_NEWSLETTER} to '{newsletter.segment}' now; campaign "
                       f"{invitation.id} sends {DEMO_INVITATION} at {at:%H:%M:%S} UTC (beat starts it).")

@@ -114,7 +114,8 @@ def _reminder_key(item_key: str, offset: timedelta) -> str:
 def schedule(session: Session, item: Item, item_key: str, now: datetime) -> None:
     """One scheduled campaign per reminder offset still ahead, and the follow-up; moved when the event moves.
 
-    A reminder whose offset left meta.yaml is cancelled; one that already went is left alone.
+    A reminder whose offset left meta.yaml is cancelled; one that already went, or that an operator's send took
+    over (`herald send --message reminder --at/--now`), is left alone.
     """
     meta: EventMeta = item.meta
     start = meta.aware(meta.start)
@@ -124,7 +125,7 @@ def schedule(session: Session, item: Item, item_key: str, now: datetime) -> None
     existing = {campaign.schedule_key: campaign for campaign in session.scalars(select(Campaign).where(
         Campaign.item == item_key, Campaign.message.in_((REMINDER, FOLLOW_UP)), Campaign.schedule_key.is_not(None)))}
     for key, campaign in existing.items():
-        if campaign.state != "scheduled":
+        if campaign.state != "scheduled" or campaign.origin != "schedule":  # over, or taken over by an operator
             continue
         if key not in wanted or wanted[key][1] <= now:
             campaigns.move(campaign, "cancelled", now, "no longer in the event's schedule")

@@ -27,8 +27,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from subscribers.db import open_store
 from subscribers.tokens import EXPIRES, Signer
 from worker import campaigns, clock, control, event_calendar, events
-from worker.celery_app import QUEUE, app
+from worker.celery_app import QUEUE, app, namespaced
 from worker.content import Item, load_item
+from worker.installation import Keys, claim, keys_of
 from worker.mime import Skeleton
 from worker.models import Campaign
 from worker.problems import ContentInvalid
@@ -40,26 +41,35 @@ from worker.views import Change
 
 log = get_task_logger(__name__)
 CHECK_STATE_SECONDS = 0.5  # how soon a running batch notices a pause or cancel
+# Why a campaign paused after failures in a row, by the last one's kind (worker/smtp.py's Outcome.status).
+PAUSE_REASONS = {"rejected": ("refused", "the server refuses what Herald sends"),
+                 "temporary": ("temporary", "the server looks down"),
+                 "configuration": ("TLS or login", "HERALD_SMTP_URL's security= or login does not fit the server")}
 
 
 @dataclass
 class Resources:
-    """What one worker process opens once and keeps: settings, store, renderer, signer, Redis."""
+    """What one worker process opens once and keeps: settings, store, renderer, signer, Redis and its keys."""
 
     settings: Settings
     sessions: sessionmaker[Session]
     renderer: Renderer
     signer: Signer
     redis: redis.Redis
+    keys: Keys  # this installation's, in that Redis
     limiter: RateLimiter
 
 
 @cache
 def resources() -> Resources:
     settings = load_settings()
+    sessions = open_store(settings)
+    with sessions() as session:
+        keys = keys_of(session)
+    namespaced(keys)  # what the tasks enqueue goes to this installation's queue
     client = redis.Redis.from_url(settings.redis_url)
-    return Resources(settings, open_store(settings), Renderer(settings), Signer.from_settings(settings), client,
-                     RateLimiter(client, "herald:rate", settings.rate_limit))
+    return Resources(settings, sessions, Renderer(settings), Signer.from_settings(settings), client, keys,
+                     RateLimiter(client, keys("rate"), settings.rate_limit))
 
 
 # ---- content of a campaign ------------------------------------------------------------------------
@@ -140,9 +150,14 @@ def start(campaign_id: int) -> None:
 
 
 def _event_ready(session: Session, campaign: Campaign, item: Item) -> bool:
-    """Fix the revision an event message carries; an invitation or reminder of a cancelled event stops here."""
+    """Fix the revision an event message carries; an invitation or reminder of a cancelled event stops here,
+    and an invitation, reminder or update of an event that has ended fails with the dates (a wrong year?)."""
     if campaign.message in events.STOPPED_BY_CANCELLATION and events.is_cancelled(session, campaign.item):
         campaigns.move(campaign, "cancelled", clock.now(), "the event is cancelled")
+        session.commit()
+        return False
+    if ended := control.after_event(item, campaign.message, clock.now()):
+        campaigns.move(campaign, "failed", clock.now(), ended)
         session.commit()
         return False
     if campaign.revision is None:
@@ -183,7 +198,7 @@ def send_batch(campaign_id: int, first: int, last: int) -> None:
 def _send(session: Session, r: Resources, campaign: Campaign, editions: dict[str, Edition], token: str,
           rows: list[campaigns.Claimed], lease: timedelta) -> None:
     settings = r.settings
-    streak = FailureStreak(r.redis, f"herald:campaign:{campaign.id}:failures")
+    streak = FailureStreak(r.redis, r.keys("campaign", campaign.id, "failures"))
     checked = renewed = time.monotonic()
     with SmtpSender(parse_smtp_url(settings.smtp_url)) as smtp:
         for row in rows:
@@ -228,10 +243,10 @@ def _send(session: Session, r: Resources, campaign: Campaign, editions: dict[str
                     campaigns.mark_temporary(session, row.delivery_id, token, clock.now(), outcome.detail,
                                              attempts, settings.max_attempts, wait)
                 if streak.failure() >= settings.pause_after_failures:
+                    kind, diagnosis = PAUSE_REASONS[outcome.status]
                     campaigns.pause(session, campaign.id, clock.now(),
-                                    f"{settings.pause_after_failures} {'refused' if rejected else 'temporary'} SMTP "
-                                    f"failures in a row (last: {outcome.detail}); the server "
-                                    f"{'refuses what Herald sends' if rejected else 'looks down'}. Fix it, then resume.")
+                                    f"{settings.pause_after_failures} {kind} SMTP failures in a row (last: "
+                                    f"{outcome.detail}); {diagnosis}. Fix it, then resume.")
                     streak.reset()
                     campaigns.release(session, token)
                     return
@@ -277,7 +292,10 @@ class FailureStreak:
 def sweep() -> None:
     """Start what is due, mark what was missed, requeue what a crash or a backoff left, finish what is done."""
     r = resources()
-    if not r.redis.set("herald:sweep", "1", nx=True, ex=max(30, int(r.settings.sweep_seconds * 4))):
+    if other := claim(r.redis, r.keys.installation_id):  # again after a Redis restart, which forgets the owner
+        log.error("this Redis is used by Herald installation %s too, and this is %s: give each its own Redis",
+                  other, r.keys.installation_id)
+    if not r.redis.set(r.keys("sweep"), "1", nx=True, ex=max(30, int(r.settings.sweep_seconds * 4))):
         return  # another sweep is still at it
     try:
         with r.sessions() as session:
@@ -293,7 +311,7 @@ def sweep() -> None:
             for campaign_id in started:
                 start.delay(campaign_id)
             stale = now - timedelta(seconds=r.settings.lease_seconds)
-            queue_empty = r.redis.llen(QUEUE) == 0
+            queue_empty = r.redis.llen(r.keys(QUEUE)) == 0
             for campaign in campaigns.sending_campaigns(session):
                 if campaign.id in started:
                     continue
@@ -309,15 +327,15 @@ def sweep() -> None:
                     dispatch(session, campaign.id, tag)
                 campaigns.finish_if_done(session, campaign.id, now)
     finally:
-        r.redis.delete("herald:sweep")
+        r.redis.delete(r.keys("sweep"))
 
 
 @app.task(name="herald.sync")
 def sync() -> None:
-    """Content's `send_at` into scheduled campaigns; an invalid item is reported and left unscheduled."""
+    """Ready items' `send_at` into scheduled campaigns; an invalid item is reported and left unscheduled."""
     r = resources()
     with r.sessions() as session:
-        _, broken = control.sync(session, r.settings)
+        broken = control.sync(session, r.settings).broken
     for error in broken:
         log.warning("not scheduled, fix it first: %s", _problems(error))
 
