@@ -154,8 +154,7 @@ def test_pause_resume_and_cancel_follow_the_state_machine(client, broker, sessio
         over = client.post(f"/api/campaigns/{number}/{verb}", headers=AUTH)
         assert over.status_code == 409
         expected = (f"campaign {number} is cancelled; only a paused campaign resumes" if verb == "resume" else
-                    f"campaign {number} is cancelled; it can move to nothing: it is over, "
-                    f"not {'paused' if verb == 'pause' else 'cancelled'}")
+                    f"campaign {number} is cancelled, so it is over; there is nothing to {verb}")
         assert over.json() == {"detail": expected}
         missing = client.post(f"/api/campaigns/9999/{verb}", headers=AUTH)
         assert missing.status_code == 404 and "no campaign 9999" in missing.json()["detail"]

@@ -151,7 +151,8 @@ def test_a_forbidden_move_raises_and_names_the_moves_that_are_allowed(origin, to
     allowed = sorted(target for start, target in ALLOWED if start == origin)
     if origin in FINAL:
         assert not allowed
-        assert str(caught.value) == f"campaign 7 is {origin}; it can move to nothing: it is over, not {to}"
+        verb = {"paused": "pause", "sending": "resume", "cancelled": "cancel"}.get(to, f"move to {to}")
+        assert str(caught.value) == f"campaign 7 is {origin}, so it is over; there is nothing to {verb}"
     else:
         assert str(caught.value) == f"campaign 7 is {origin}; it can move to {', '.join(allowed)}, not {to}"
     assert (campaign.state, campaign.reason, campaign.updated_at) == (origin, "before", NOW)  # unchanged

@@ -77,7 +77,10 @@ class Claimed:
 
 def move(campaign: Campaign, to: str, now: datetime, reason: str = "") -> None:
     if to not in TRANSITIONS.get(campaign.state, frozenset()):
-        allowed = ", ".join(sorted(TRANSITIONS.get(campaign.state, ()))) or "nothing: it is over"
+        if campaign.state in FINAL_STATES:
+            verb = {"paused": "pause", "sending": "resume", "cancelled": "cancel"}.get(to, f"move to {to}")
+            raise StateError(f"campaign {campaign.id} is {campaign.state}, so it is over; there is nothing to {verb}")
+        allowed = ", ".join(sorted(TRANSITIONS.get(campaign.state, ())))
         raise StateError(f"campaign {campaign.id} is {campaign.state}; it can move to {allowed}, not {to}")
     campaign.state, campaign.reason, campaign.updated_at = to, reason, now
     if to == "sending" and campaign.started_at is None:

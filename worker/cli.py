@@ -205,7 +205,7 @@ def demo(
         if confirmation is not None:
             console.print(f"Campaign {confirmation.id} asks the sample people who have not consented yet to confirm.")
             watched.append(confirmation.id)
-        rows = campaign_cli.watch(sessions, watched)
+        rows = campaign_cli.watch(sessions, watched, content_dir=settings.content_dir)
     table = Table(title="Demo campaigns")
     for column in ("id", "message", "item", "state", "sent", "bounced", "failed"):
         table.add_column(column)
