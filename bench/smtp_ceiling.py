@@ -6,7 +6,7 @@
 
 Postfix's smtp-source sends `--messages` messages of `--size` bytes over `--sessions` connections, each
 reused for every message (`-d`, as each Herald worker process reuses its connection), to two sinks on
-127.0.0.1: Postfix's smtp-sink, which reads and discards, and Herald's own sink (worker/sink.py, in a
+127.0.0.1: Postfix's smtp-sink, which reads and discards, and Herald's own sink (worker/delivery/sink.py, in a
 process of its own), which writes every message as an .eml file (no fsync) into a temporary outbox,
 emptied after each run and deleted at the end. The time is smtp-source's wall time (it exits when done).
 Then the raw Python client: `--sessions` processes, each one smtplib connection sending the same prebuilt

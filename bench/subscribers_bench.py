@@ -38,15 +38,15 @@ from sqlalchemy import ColumnElement, Engine, Select, and_, func, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from foundation.db import create, migrate, open_store
+from foundation.settings import Settings, load_settings
 from subscribers import store
-from subscribers.db import create, migrate, open_store
 from subscribers.importer import Options, import_csv
 from subscribers.models import Subscriber, SubscriberTopic, Suppression
 from subscribers.profile import infer_timezone
 from subscribers.sample import people, write_csv
 from subscribers.segments import Segment, load_segments, members
 from subscribers.topics import Topic, load_topics
-from worker.settings import Settings, load_settings
 
 BACKENDS = ("sqlite", "postgresql")
 LOAD_CHUNK = 10_000

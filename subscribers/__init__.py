@@ -1,4 +1,2 @@
-"""The people side of Herald: subscriber store, segments, import and the self-management web.
-
-Empty until the subscribers issue lands; the package exists so the layout is the one users see.
-"""
+"""The people side of Herald: the subscriber store, segments, import, consent, erasure and signed links.
+It imports the foundation only, never the publishing side or the web."""

@@ -13,23 +13,29 @@ from pathlib import Path
 from typing import Annotated, NoReturn, TextIO
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from foundation import terminal
+from foundation.db import open_store
+from foundation.problems import ContentInvalid, display_path
+from foundation.settings import Settings, load_settings
 from subscribers import store
 from subscribers.csvfile import FIELDS, IGNORE, FileProblem, column_report
-from subscribers.db import open_store
 from subscribers.gdpr import erase_person, person_record
 from subscribers.importer import OUTCOMES, Options, Report, import_csv
 from subscribers.models import Subscriber
 from subscribers.profile import Invalid
 from subscribers.segments import Segment, load_segments, members
 from subscribers.topics import Topic, load_topics
-from worker import terminal
-from worker.problems import ContentInvalid, display_path
-from worker.settings import Settings, load_settings
 
 SAMPLE_FILE = "subscribers.sample.csv"
 

@@ -13,7 +13,13 @@ from typing import Any
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from subscribers.models import Consent, Subscriber, SubscriberTopic, SubscriptionRequest, Topic
+from subscribers.models import (
+    Consent,
+    Subscriber,
+    SubscriberTopic,
+    SubscriptionRequest,
+    Topic,
+)
 from subscribers.store import erase, find, is_suppressed
 
 

@@ -17,9 +17,9 @@ from babel import Locale
 from babel.core import get_global
 from email_validator import EmailNotValidError, validate_email
 
+from foundation.languages import CEDILLAS
 from subscribers.models import Subscriber
 from subscribers.vocabulary import ORGANISATION_TYPES, SUBSCRIBER_LANGUAGES
-from worker.content import CEDILLAS
 
 # The longest text kept per free-text field, wherever it comes from (import, forms): the store's columns.
 # Longer text is cut, never refused: a long name is still a person.

@@ -32,14 +32,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import ColumnElement, Select, and_, false, not_, or_, select, true
 
+from foundation.languages import read_text
+from foundation.problems import ContentInvalid, Problem
+from foundation.yamldoc import YamlDoc, parse_or_report
 from subscribers.models import Subscriber, SubscriberTopic
 from subscribers.profile import COUNTRY_CODES
 from subscribers.store import not_suppressed
 from subscribers.topics import Topic, load_topics
 from subscribers.vocabulary import ORGANISATION_TYPES, STATUSES, SUBSCRIBER_LANGUAGES
-from worker.content import parse_or_report, read_text
-from worker.problems import ContentInvalid, Problem
-from worker.yamldoc import YamlDoc
 
 SEGMENTS_FILE = "segments.yaml"
 PUBLIC_BY_DEFAULT = frozenset({"all-subscribers"})

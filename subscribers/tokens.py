@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from worker.settings import Settings
+from foundation.settings import Settings
 
 PURPOSES: tuple[str, ...] = ("unsubscribe", "preferences", "confirm", "rsvp", "view")
 # Unsubscribe and preference links work for as long as the mail is kept; a confirmation is a fresh promise.
@@ -148,7 +148,7 @@ class Signer:
 
     def links(self, base_url: str, subscriber_id: int, link_key: str, campaign_id: int | None,
               purposes: Iterable[str]) -> dict[str, str]:
-        """The URLs a message carries, by slot purpose (worker.render.LINK_PURPOSES, plus `confirm`)."""
+        """The URLs a message carries, by slot purpose (worker.rendering.render.LINK_PURPOSES, plus `confirm`)."""
         signed: dict[str, str] = {}
         urls: dict[str, str] = {}
         for slot_purpose in purposes:

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from foundation.languages import LANGUAGES, read_text
+from foundation.problems import ContentInvalid, Problem
+from foundation.yamldoc import parse_or_report
 from subscribers.profile import Invalid, fold
-from worker.content import LANGUAGES, parse_or_report, read_text
-from worker.problems import ContentInvalid, Problem
 
 TOPICS_FILE = "topics.yaml"
 _SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from worker.content import LANGUAGES
+from foundation.languages import LANGUAGES
 
-# The edition a subscriber receives: one language, or both side by side (worker.render.EDITIONS).
+# The edition a subscriber receives: one language, or both side by side (worker.rendering.render.EDITIONS).
 SUBSCRIBER_LANGUAGES: tuple[str, ...] = (*LANGUAGES, "both")
 
 ORGANISATION_TYPES: tuple[str, ...] = (

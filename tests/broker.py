@@ -7,8 +7,8 @@ import json
 
 import redis
 
-from worker.celery_app import QUEUE, forget_connections  # noqa: F401 - forget_connections: re-exported
-from worker.installation import Keys
+from worker.campaigns.celery_app import QUEUE, forget_connections  # noqa: F401 - forget_connections: re-exported
+from worker.campaigns.installation import Keys
 
 
 def queue_keys(client: redis.Redis) -> list[bytes]:

@@ -26,11 +26,11 @@ from servers import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from subscribers.db import create, migrate, open_store
-from worker.celery_app import app as celery_app
-from worker.content import Item, find_items, load_item
-from worker.render import Renderer
-from worker.settings import PROJECT_ROOT, Settings, load_settings
+from foundation.db import create, migrate, open_store
+from foundation.settings import PROJECT_ROOT, Settings, load_settings
+from worker.authoring.content import Item, find_items, load_item
+from worker.campaigns.celery_app import app as celery_app
+from worker.rendering.render import Renderer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -154,7 +154,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 def broker(redis_server):
     """The Celery app pointed at the test Redis, every installation's queue empty; a client on that Redis to read
     the queue."""
-    import worker.tasks  # noqa: F401 - registers herald.start on the app
+    import worker.campaigns.tasks  # noqa: F401 - registers herald.start on the app
 
     client = redis.Redis.from_url(redis_server.url)
     empty_queues(client)
@@ -224,7 +224,7 @@ def template_sample():
     content/); a template with no item of its kind skips (fails when CI=true). Compilations are
     cached for the session; `compiled.personalise(sample_recipient(load_settings()))` gives the HTML.
     """
-    from worker.render import CompiledEdition, messages_of
+    from worker.rendering.render import CompiledEdition, messages_of
 
     current = load_settings()
     current_renderer = Renderer(current)

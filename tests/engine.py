@@ -26,16 +26,16 @@ from smtp_faults import FaultyOutbox, ScriptedSink
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from subscribers.db import open_store
+from foundation.clock import OFFSET_FILE_ENV
+from foundation.db import open_store
+from foundation.settings import PROJECT_ROOT, Settings
 from subscribers.importer import Options, import_csv
 from subscribers.models import Subscriber
 from subscribers.sample import write_csv
 from subscribers.segments import segment_named, select_ids
 from subscribers.topics import load_topics
-from worker import campaigns
-from worker.clock import OFFSET_FILE_ENV
-from worker.models import Campaign
-from worker.settings import PROJECT_ROOT, Settings
+from worker.campaigns import ledger
+from worker.campaigns.models import Campaign
 
 NEWSLETTER = "content/newsletters/2027-01-uia-transfer-networks"
 FINAL = ("sent", "cancelled", "failed", "missed")
@@ -103,7 +103,7 @@ class Engine:
 
     def counts(self, campaign_id: int) -> dict[str, int]:
         with self.sessions() as session:
-            return campaigns.counts(session, campaign_id)
+            return ledger.counts(session, campaign_id)
 
     def wait_for(self, what: str, condition: Callable[[], bool], seconds: float = 120) -> None:
         deadline = time.monotonic() + seconds

@@ -28,8 +28,8 @@ from pathlib import Path
 import uvicorn
 from browser import PAGE_TIMEOUT_MS, VIEWPORT_HEIGHT
 
-from worker.api import create_app
-from worker.settings import PROJECT_ROOT, Settings, load_settings
+from foundation.settings import PROJECT_ROOT, Settings, load_settings
+from web.app import create_app
 
 START_SECONDS = 15
 STOP_SECONDS = 15

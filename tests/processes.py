@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from worker.settings import PROJECT_ROOT
+from foundation.settings import PROJECT_ROOT
 
 ADDRESSES = ("HERALD_DATABASE_URL", "HERALD_REDIS_URL", "HERALD_SMTP_URL", "HERALD_BASE_URL", "HERALD_LISTEN")
 

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from worker.redis_server import RedisServer, free_port, redis_server
+from worker.commands.redis_server import RedisServer, free_port, redis_server
 
 POSTGRES_URL_ENV = "HERALD_TEST_POSTGRES_URL"
 REDIS_URL_ENV = "HERALD_TEST_REDIS_URL"
@@ -109,7 +109,7 @@ def _wait_for_port(port: int, server: subprocess.Popen, log: Path, seconds: floa
     raise RuntimeError(f"PostgreSQL did not accept connections in {seconds} s:\n{log.read_text(errors='replace')}")
 
 
-# --- Redis: worker/redis_server.py starts it; here, the one a developer may name instead -----------
+# --- Redis: worker/commands/redis_server.py starts it; here, the one a developer may name instead -----------
 
 @dataclass(frozen=True)
 class ExternalRedis:

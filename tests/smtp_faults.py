@@ -11,7 +11,7 @@ from typing import Literal
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from worker.sink import OutboxSink, RunningSink
+from worker.delivery.sink import OutboxSink, RunningSink
 
 Stage = Literal["MAIL", "RCPT", "DATA"]
 _TEMPORARY = {421: "421 4.3.2 Service shutting down, try again later", 451: "451 4.3.0 Local error, try again later"}

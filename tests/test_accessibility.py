@@ -26,16 +26,18 @@ from needs import unavailable
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from subscribers.db import open_store
+from foundation import clock
+from foundation.clock import OFFSET_FILE_ENV
+from foundation.db import open_store
+from foundation.settings import Settings, load_settings
 from subscribers.models import Subscriber
 from subscribers.tokens import PATHS, Signer
-from worker import campaigns, clock, events
-from worker.announcement import Announced
-from worker.clock import OFFSET_FILE_ENV
-from worker.content import load_item
-from worker.i18n import load_catalogues
-from worker.render import EDITIONS, MESSAGES, Renderer, sample_recipient
-from worker.settings import Settings, load_settings
+from worker.authoring.content import load_item
+from worker.campaigns import ledger
+from worker.events import lifecycle
+from worker.events.announcement import Announced
+from worker.rendering.i18n import load_catalogues
+from worker.rendering.render import EDITIONS, MESSAGES, Renderer, sample_recipient
 
 WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 MESSAGE_KINDS = (*(message for messages in MESSAGES.values() for message in messages), "confirmation")
@@ -212,12 +214,12 @@ def site(tmp_path_factory, migrated_template, redis_server) -> Iterator[Site]:
         try:
             with sessions() as session:
                 now = clock.now()
-                newsletter = campaigns.create(session, item=NEWSLETTER, message="newsletter", segment="all-subscribers",
+                newsletter = ledger.create(session, item=NEWSLETTER, message="newsletter", segment="all-subscribers",
                                               edition=None, send_at=None, origin="cli", now=now)
                 newsletter.state, newsletter.finished_at = "sent", now
-                invitation = campaigns.create(session, item=EVENT, message="invitation", segment="all-subscribers",
+                invitation = ledger.create(session, item=EVENT, message="invitation", segment="all-subscribers",
                                               edition=None, send_at=None, origin="cli", now=now)
-                events.publish(session, EVENT, event, now)
+                lifecycle.publish(session, EVENT, event, now)
                 people: dict[str, dict[str, Subscriber]] = {}
                 for language in ("ro", "en"):
                     found = session.scalars(select(Subscriber).where(Subscriber.status == "confirmed",
@@ -355,6 +357,8 @@ def test_a_subscribe_error_is_tied_to_its_own_field_which_gets_the_focus_and_the
             """Send the form; the server refuses it for `field`, the one marked invalid, described and focused."""
             submit(page)
             assert page.title() == error_title
+            # `autofocus` acts once the document is ready, a moment after the navigation: wait for it, briefly.
+            page.wait_for_function("() => document.activeElement && document.activeElement.id !== ''", timeout=5000)
             assert page.evaluate(_FORM_STATE_JS) == {
                 "focused": field, "invalid": [field], "describedBy": {field: "form-error"}, "error": words[error],
                 "email": email, "consent": consent}

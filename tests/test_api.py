@@ -13,8 +13,8 @@ from broker import enqueued
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from worker.api import create_app
-from worker.models import Campaign
+from web.app import create_app
+from worker.campaigns.models import Campaign
 
 TOKEN = "t0ken"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -16,10 +16,10 @@ from engine import NEWSLETTER, recipients, running_engine, seed
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from worker.api import create_app
-from worker.models import Campaign
-from worker.redis_server import redis_server
-from worker.settings import PROJECT_ROOT
+from foundation.settings import PROJECT_ROOT
+from web.app import create_app
+from worker.campaigns.models import Campaign
+from worker.commands.redis_server import redis_server
 
 ITEM = NEWSLETTER.removeprefix("content/")
 
@@ -110,7 +110,7 @@ def test_a_broker_that_refuses_the_start_leaves_a_campaign_the_sweep_sends_once(
 def test_the_api_answers_503_and_records_nothing_when_the_broker_is_down(db_settings, own_redis, sessions):
     from broker import forget_connections
 
-    from worker.celery_app import app as celery_app
+    from worker.campaigns.celery_app import app as celery_app
 
     before = celery_app.conf.broker_url
     celery_app.conf.broker_url = own_redis.url

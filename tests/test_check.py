@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from foundation.settings import PROJECT_ROOT
 from tests.conftest import FIXTURES
-from worker.check import check
 from worker.cli import app
-from worker.settings import PROJECT_ROOT
+from worker.commands.check import check
 
 
 def test_shipped_content_and_templates_pass(settings):

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from foundation.settings import PROJECT_ROOT
 from tests.conftest import FIXTURES, parse_eml
 from worker.cli import app
-from worker.settings import PROJECT_ROOT
 
 
 def test_render_writes_html_text_and_eml_per_edition(tmp_path: Path):

@@ -2,7 +2,7 @@
 
 The Compose Specification's schema says the file is well formed; the rest says it runs Herald: every
 Herald command exists in the `herald` CLI with the options given, every HERALD_* variable is one
-worker/settings.py reads, the services that must be healthy have healthchecks, workers scale, and
+foundation/settings.py reads, the services that must be healthy have healthchecks, workers scale, and
 the image installs the project and does not run as root.
 """
 
@@ -21,15 +21,15 @@ import typer
 import typer.main
 import yaml
 
-from subscribers.db import database_url
-from worker.settings import PROJECT_ROOT
-from worker.smtp import parse_smtp_url
+from foundation.db import database_url
+from foundation.settings import PROJECT_ROOT
+from foundation.smtp_url import parse_smtp_url
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"
 DOCKERIGNORE = PROJECT_ROOT / ".dockerignore"
 ENV_EXAMPLE = PROJECT_ROOT / ".env.example"
-SETTINGS = PROJECT_ROOT / "worker" / "settings.py"
+SETTINGS = PROJECT_ROOT / "foundation" / "settings.py"
 PRODUCTION = ("worker", "beat", "web")
 # Fixed by the image (Dockerfile ENV) and the mounts, so deliberately not passed from the host.
 IMAGE_PATHS = {"HERALD_CONTENT_DIR", "HERALD_TEMPLATES_DIR", "HERALD_DATA_DIR", "HERALD_OUTBOX_DIR"}
@@ -344,7 +344,7 @@ def test_every_herald_variable_is_one_settings_reads(path: Path):
     named = set(re.findall(r"HERALD_[A-Z0-9_]+", path.read_text()))
     assert named, f"{path.name} names no HERALD_* variable"
     unknown = named - _settings_names()
-    assert not unknown, f"{path.name} names variables worker/settings.py never reads: {sorted(unknown)}"
+    assert not unknown, f"{path.name} names variables foundation/settings.py never reads: {sorted(unknown)}"
 
 
 def test_every_setting_can_be_given_to_the_containers():

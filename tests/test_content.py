@@ -7,12 +7,12 @@ from datetime import datetime
 
 import pytest
 
+from foundation.problems import ContentInvalid
+from foundation.settings import PROJECT_ROOT
+from foundation.yamldoc import parse_yaml
 from tests.conftest import FIXTURES
-from worker.content import load_item
-from worker.problems import ContentInvalid
-from worker.settings import PROJECT_ROOT
-from worker.markdown import LinkList, to_text
-from worker.yamldoc import parse_yaml
+from worker.authoring.content import load_item
+from worker.rendering.markdown import LinkList, to_text
 
 
 def test_yaml_keeps_times_and_country_codes_as_text():

@@ -18,8 +18,8 @@ from pathlib import Path
 from processes import processes_with
 from servers import free_port
 
-from worker.local_parts import answers
-from worker.settings import PROJECT_ROOT
+from foundation.settings import PROJECT_ROOT
+from worker.commands.local_parts import answers
 
 
 def embedded_env(tmp_path: Path) -> tuple[dict[str, str], tuple[str, str, str]]:

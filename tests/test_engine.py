@@ -14,15 +14,14 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 from engine import NEWSLETTER, recipients, running_engine, seed
-
 from sqlalchemy import select
 
+from foundation.settings import PROJECT_ROOT
 from subscribers import store
 from subscribers.models import Subscriber
 from subscribers.tokens import Signer
-from worker.content import load_item
-from worker.render import Renderer
-from worker.settings import PROJECT_ROOT
+from worker.authoring.content import load_item
+from worker.rendering.render import Renderer
 
 
 @pytest.fixture

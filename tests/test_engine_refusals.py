@@ -11,7 +11,7 @@ from engine import NEWSLETTER, recipients, running_engine, seed
 from sqlalchemy import select
 
 from subscribers import store
-from worker.models import Delivery
+from worker.campaigns.models import Delivery
 
 REFUSED_AT_DATA = ["500 5.5.2 Line too long", "552 5.3.4 Message too big", "550 5.7.1 Message rejected by policy"]
 

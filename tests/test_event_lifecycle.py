@@ -21,9 +21,9 @@ from engine import recipients, running_engine, seed
 from live_server import live_server
 from sqlalchemy import select, update
 
+from foundation.settings import PROJECT_ROOT
 from subscribers.models import Subscriber
-from worker.models import Campaign, Rsvp
-from worker.settings import PROJECT_ROOT
+from worker.campaigns.models import Campaign, Rsvp
 
 ITEM = "events/di4c-partners-meeting-botosani"
 OTHER_EVENTS = ("capacities-transnational-alliance-webinar", "eui-online-qa-session")
@@ -141,7 +141,7 @@ def write_times(meta, start: datetime, end: datetime, deadline: datetime) -> Non
 
 def seed_exactly(settings, count: int) -> set[str]:
     """Fictional people of whom exactly `count` are mailable (the rest unsubscribed); their addresses."""
-    from subscribers.db import open_store
+    from foundation.db import open_store
 
     seed(settings, count + 15, seed_value=61)
     with open_store(settings)() as session:

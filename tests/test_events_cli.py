@@ -12,12 +12,13 @@ from engine import seed
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from foundation.settings import PROJECT_ROOT, Settings
 from subscribers.models import Subscriber
-from worker import campaigns, events
+from worker.authoring.content import load_item
+from worker.campaigns import ledger
+from worker.campaigns.models import Delivery
 from worker.cli import app
-from worker.content import load_item
-from worker.models import Delivery
-from worker.settings import PROJECT_ROOT, Settings
+from worker.events import lifecycle
 
 EVENT = "events/di4c-partners-meeting-botosani"
 SLUG = EVENT.rpartition("/")[2]
@@ -37,13 +38,13 @@ def answered(db_settings: Settings, sessions) -> dict[str, list[Subscriber]]:
     meta = load_item(PROJECT_ROOT / "content" / EVENT).meta
     with sessions() as session:
         people = list(session.scalars(select(Subscriber).order_by(Subscriber.id).limit(12)))
-        campaign = campaigns.create(session, item=EVENT, message="invitation", segment="all-subscribers",
+        campaign = ledger.create(session, item=EVENT, message="invitation", segment="all-subscribers",
                                     edition=None, send_at=None, origin="cli", now=ANSWERED)
         session.add_all(Delivery(campaign_id=campaign.id, subscriber_id=person.id, state="sent") for person in people)
-        events.publish(session, EVENT, meta, ANSWERED)
-        event = events.event_of(session, EVENT)
+        lifecycle.publish(session, EVENT, meta, ANSWERED)
+        event = lifecycle.event_of(session, EVENT)
         for minutes, (person, answer) in enumerate(zip(people, ["yes", "no", "yes", "maybe", "yes", "maybe"])):
-            events.record(session, event, person.id, answer, 2, ANSWERED + timedelta(minutes=minutes))
+            lifecycle.record(session, event, person.id, answer, 2, ANSWERED + timedelta(minutes=minutes))
         session.commit()
     return {"yes": [people[0], people[2]], "waitlist": [people[4]], "maybe": [people[3], people[5]],
             "no": [people[1]]}

@@ -10,6 +10,7 @@ from sqlalchemy import MetaData, select
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
+from foundation.settings import PROJECT_ROOT
 from subscribers import store
 from subscribers.importer import Options, import_csv
 from subscribers.models import Suppression
@@ -17,7 +18,6 @@ from subscribers.profile import email_hash
 from subscribers.segments import AllOf, Segment, select_ids
 from subscribers.topics import load_topics
 from worker.cli import app
-from worker.settings import PROJECT_ROOT
 
 NOW = datetime(2027, 1, 15, 9, 30, tzinfo=UTC)
 KEY = "test-secret-key"

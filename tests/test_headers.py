@@ -9,14 +9,23 @@ from pathlib import Path
 
 import pytest
 from headers import display_name, header_block, long_encoded_words, overlong
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from smtp_faults import ScriptedSink
 
+from foundation.smtp_url import parse_smtp_url
 from tests.conftest import FIXTURES, parse_eml, shipped_items
-from worker.content import load_item
-from worker.mime import Skeleton, address_header, header
-from worker.render import EDITIONS, CompiledEdition, Recipient, Renderer, messages_of
-from worker.smtp import SmtpSender, parse_smtp_url
+from worker.authoring.content import load_item
+from worker.delivery.mime import Skeleton, address_header, header
+from worker.delivery.smtp import SmtpSender
+from worker.rendering.render import (
+    EDITIONS,
+    CompiledEdition,
+    Recipient,
+    Renderer,
+    messages_of,
+)
 
 SENT_AT = datetime(2027, 1, 2, 3, 4, 5, tzinfo=UTC)
 UNSUBSCRIBE = "https://herald.example.org/u/AgAAAeJAAAAAKmsQE46rq6urq6urqw.CkUnOwvHGDGZ9bEWn2LHdQ"  # 82 characters

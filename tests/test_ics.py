@@ -1,4 +1,4 @@
-"""worker/ics.py read back by two independent parsers: Python's icalendar and Mozilla's ical.js.
+"""worker/events/ics.py read back by two independent parsers: Python's icalendar and Mozilla's ical.js.
 
 ical.js (pinned in tests/package.json, run by tests/ical_parse.mjs) knows no time zones but UTC,
 so the start and end it reports come from the VTIMEZONE Herald wrote. icalendar is asked twice:
@@ -26,10 +26,19 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from needs import unavailable
 
-from worker.content import find_items, load_item
-from worker.ics import (LINE_OCTETS, CalendarTemplate, EventTimes, calendar, content_type, escape_text, fold,
-                        uid_for, vtimezone_lines)
-from worker.settings import PROJECT_ROOT
+from foundation.settings import PROJECT_ROOT
+from worker.authoring.content import find_items, load_item
+from worker.events.ics import (
+    LINE_OCTETS,
+    CalendarTemplate,
+    EventTimes,
+    calendar,
+    content_type,
+    escape_text,
+    fold,
+    uid_for,
+    vtimezone_lines,
+)
 
 TESTS_DIR = Path(__file__).resolve().parent
 ICAL_PARSE = TESTS_DIR / "ical_parse.mjs"

@@ -19,16 +19,16 @@ from old_links import format_1_token
 from sqlalchemy import insert, select, text, update
 from test_web import everyone, undo_proof
 
+from foundation.clock import OFFSET_FILE_ENV
+from foundation.db import MIGRATIONS, migrate
 from subscribers import gdpr, selfservice
-from subscribers.db import MIGRATIONS, migrate
 from subscribers.importer import Options, import_csv
 from subscribers.models import Subscriber
 from subscribers.tokens import PURPOSES, Signer
 from subscribers.topics import load_topics
-from subscribers.web.pages import csrf_token
-from worker import campaigns
-from worker.api import create_app
-from worker.clock import OFFSET_FILE_ENV
+from web.app import create_app
+from web.pages.pages import csrf_token
+from worker.campaigns import ledger
 
 NEWSLETTER = "newsletters/2027-01-uia-transfer-networks"
 # The refusal page by status, in both languages: nobody's link, a link that is not one, an expired one.
@@ -42,7 +42,7 @@ def web(db_settings, sessions):
     seed(db_settings, 40, seed_value=17)
     with sessions() as session:
         session.execute(update(Subscriber).values(created_at=datetime.now(UTC) - timedelta(days=10)))
-        campaign = campaigns.create(session, item=NEWSLETTER, message="newsletter", segment="all-subscribers",
+        campaign = ledger.create(session, item=NEWSLETTER, message="newsletter", segment="all-subscribers",
                                     edition=None, send_at=None, origin="cli", now=datetime.now(UTC))
         session.commit()
     return TestClient(create_app(db_settings)), campaign.id
@@ -223,7 +223,7 @@ def _unsubscribe_page(client: TestClient, secret: str, token: str, **form: str):
 def test_undo_from_another_messages_link_never_resubscribes(web, sessions, db_settings):
     client, first = web
     with sessions() as session:
-        second = campaigns.create(session, item=NEWSLETTER, message="newsletter", segment="all-subscribers",
+        second = ledger.create(session, item=NEWSLETTER, message="newsletter", segment="all-subscribers",
                                   edition=None, send_at=None, origin="cli", now=datetime.now(UTC))
         session.commit()
     person = people(sessions)[0]

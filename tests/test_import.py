@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
+from foundation.settings import PROJECT_ROOT
 from subscribers import store
 from subscribers.csvfile import FileProblem
 from subscribers.importer import Options, import_csv
 from subscribers.models import Subscriber
 from subscribers.topics import load_topics
-from worker.settings import PROJECT_ROOT
 
 NOW = datetime(2027, 1, 15, 9, 30, tzinfo=UTC)
 KEY = "test-secret-key"

@@ -26,12 +26,13 @@ from fastapi.testclient import TestClient
 from processes import herald, own_env, processes_with
 from sqlalchemy import create_engine, select
 
-from worker.api import create_app
-from worker.celery_app import QUEUE
-from worker.installation import OWNER_KEY
-from worker.models import Campaign, Delivery, Installation
-from worker.redis_server import redis_server as start_redis
-from worker.settings import DEFAULT_PORTS, PROJECT_ROOT
+from foundation.settings import DEFAULT_PORTS, PROJECT_ROOT
+from foundation.tables import Installation
+from web.app import create_app
+from worker.campaigns.celery_app import QUEUE
+from worker.campaigns.installation import OWNER_KEY
+from worker.campaigns.models import Campaign, Delivery
+from worker.commands.redis_server import redis_server as start_redis
 
 SAMPLE = PROJECT_ROOT / "content" / "subscribers.sample.csv"
 OTHER_NEWSLETTER = "content/newsletters/2027-02-capacities-cinema"

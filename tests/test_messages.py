@@ -17,11 +17,11 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from foundation.settings import PROJECT_ROOT
 from tests.conftest import FIXTURES
-from worker import campaigns
-from worker.api import create_app
+from web.app import create_app
+from worker.campaigns import ledger
 from worker.cli import app
-from worker.settings import PROJECT_ROOT
 
 
 def herald(*args: str, **env: str):
@@ -191,10 +191,10 @@ def _campaign(sessions, states: tuple[str, ...], send_at: datetime | None = None
     hour apart from 2027-01-14 08:02 UTC."""
     start = datetime(2027, 1, 14, 8, 0, tzinfo=UTC)
     with sessions() as session:
-        campaign = campaigns.create(session, item=NEWSLETTER, message="newsletter", segment="all-subscribers",
+        campaign = ledger.create(session, item=NEWSLETTER, message="newsletter", segment="all-subscribers",
                                     edition=None, send_at=send_at, origin="cli", now=start)
         for hour, state in enumerate(states, 1):
-            campaigns.move(campaign, state, start + timedelta(hours=hour, minutes=2), "")
+            ledger.move(campaign, state, start + timedelta(hours=hour, minutes=2), "")
         session.commit()
         return campaign.id
 

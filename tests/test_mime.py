@@ -9,13 +9,23 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from headers import addr_spec, display_name, header_block, long_encoded_words, overlong
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from tests.conftest import FIXTURES, parse_eml
-from worker.content import load_item
-from headers import addr_spec, display_name, header_block, long_encoded_words, overlong
-from worker.mime import LINE, Skeleton, address_header, build_eml, header, message_id, quoted_printable
-from worker.render import CompiledEdition, Recipient, Renderer, SlotTemplate
+from worker.authoring.content import load_item
+from worker.delivery.mime import (
+    LINE,
+    Skeleton,
+    address_header,
+    build_eml,
+    header,
+    message_id,
+    quoted_printable,
+)
+from worker.rendering.render import CompiledEdition, Recipient, Renderer, SlotTemplate
 
 # Header text as people write it: any printable character, single spaces between words.
 words = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zs", "Zl", "Zp")), min_size=1, max_size=30)

@@ -18,12 +18,12 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-import worker.mime
+import worker.delivery.mime
 from tests.conftest import FIXTURES, parse_eml
-from worker import ics
-from worker.content import Item, load_item
-from worker.mime import Skeleton, base64_lines
-from worker.render import CompiledEdition, Recipient, Renderer, SlotTemplate
+from worker.authoring.content import Item, load_item
+from worker.delivery.mime import Skeleton, base64_lines
+from worker.events import ics
+from worker.rendering.render import CompiledEdition, Recipient, Renderer, SlotTemplate
 
 DTSTAMP = datetime(2027, 1, 10, 8, 30, 15, tzinfo=UTC)
 SENT_AT = datetime(2027, 1, 10, 9, 0, tzinfo=UTC)
@@ -224,7 +224,7 @@ def test_base64_lines():
 
 
 def test_without_a_calendar_nothing_changes(renderer, invitation, monkeypatch):
-    monkeypatch.setattr(worker.mime.secrets, "token_hex", lambda nbytes=None: "ab" * (nbytes or 16))
+    monkeypatch.setattr(worker.delivery.mime.secrets, "token_hex", lambda nbytes=None: "ab" * (nbytes or 16))
     before = build(Skeleton.prepare(invitation, renderer.settings, feedback_id="c:i:both"), ANA)
     assert build(Skeleton.prepare(invitation, renderer.settings, feedback_id="c:i:both", calendar=None), ANA) == before
     parsed = parse_eml(before)

@@ -9,10 +9,7 @@ to <artifacts>/parity/ (artifacts: $HERALD_ARTIFACTS_DIR, else tests/artifacts).
 
 from __future__ import annotations
 
-
 import pytest
-from PIL import Image, ImageChops
-
 from browser import (
     artifacts_dir,
     compile_with_official_mjml,
@@ -22,8 +19,10 @@ from browser import (
     page_facts,
     screenshot,
 )
-from worker.render import MESSAGES, SlotTemplate, sample_recipient
-from worker.settings import load_settings
+from PIL import Image, ImageChops
+
+from foundation.settings import load_settings
+from worker.rendering.render import MESSAGES, SlotTemplate, sample_recipient
 
 TEMPLATES = tuple(message for messages in MESSAGES.values() for message in messages)
 WIDTHS = (600, 375)

@@ -26,8 +26,8 @@ from sqlalchemy import select
 from subscribers.importer import Options, import_csv
 from subscribers.models import Subscriber
 from subscribers.topics import load_topics
-from worker import campaigns, tasks
-from worker.sink import start_sink
+from worker.campaigns import ledger, tasks
+from worker.delivery.sink import start_sink
 
 ITEM = "newsletters/2027-01-uia-transfer-networks"
 # What people paste into spreadsheets, and what an attacker would: every kind of character, often.
@@ -71,14 +71,14 @@ def test_any_name_reads_back_exactly_as_stored_and_every_header_line_fits(engine
         assert len(stored.name) <= 200 and len(stored.organisation) <= 300
         assert not [c for c in stored.name + stored.organisation if unicodedata.category(c) in ("Cc", "Cs") or
                     "\u202a" <= c <= "\u202e" or "\u2066" <= c <= "\u2069"], "control and bidi override characters"
-        campaign = campaigns.create(session, item=ITEM, message="newsletter", segment="all-subscribers",
+        campaign = ledger.create(session, item=ITEM, message="newsletter", segment="all-subscribers",
                                     edition=None, send_at=None, origin="cli", now=datetime.now(UTC))
         session.commit()
-        ids = campaigns.fan_out_page(session, campaign, Subscriber.id == stored.id, datetime.now(UTC))
+        ids = ledger.fan_out_page(session, campaign, Subscriber.id == stored.id, datetime.now(UTC))
     tasks.send_batch(campaign.id, ids[0], ids[-1])
 
     with sessions() as session:
-        assert campaigns.counts(session, campaign.id)["sent"] == 1, "delivered, neither failed nor bounced"
+        assert ledger.counts(session, campaign.id)["sent"] == 1, "delivered, neither failed nor bounced"
     eml = max((settings.outbox_dir).glob("*.eml")).read_bytes()
     lines = header_block(eml)
     assert overlong(lines) == [] and long_encoded_words(lines) == []

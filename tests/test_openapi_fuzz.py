@@ -37,13 +37,13 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy import select, update
 
-from subscribers.db import open_store
+from foundation.db import open_store
+from foundation.settings import Settings
 from subscribers.models import Subscriber
 from subscribers.tokens import Signer
-from subscribers.web.pages import csrf_token
-from worker.api import create_app
-from worker.models import Campaign
-from worker.settings import Settings
+from web.app import create_app
+from web.pages.pages import csrf_token
+from worker.campaigns.models import Campaign
 
 TOKEN = "fuzz-t0ken"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

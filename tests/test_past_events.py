@@ -22,12 +22,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from worker import campaigns, events
-from worker.api import create_app
+from foundation.settings import PROJECT_ROOT, Settings
+from web.app import create_app
+from worker.authoring.content import load_item
+from worker.campaigns import ledger
+from worker.campaigns.models import Campaign
 from worker.cli import app
-from worker.content import load_item
-from worker.models import Campaign
-from worker.settings import PROJECT_ROOT, Settings
+from worker.events import lifecycle
 
 EVENT = "events/di4c-partners-meeting-botosani"
 NEWSLETTER = "newsletters/2027-01-uia-transfer-networks"
@@ -96,9 +97,9 @@ def test_an_invitation_for_an_event_that_has_ended_is_refused_with_both_dates(he
 def test_a_reminder_or_an_update_for_an_event_that_has_ended_is_refused(herald, content, sessions, broker):
     with sessions() as session:  # the invitation went out, back when the event was ahead
         meta = load_item(content / EVENT).meta
-        invitation = campaigns.create(session, item=EVENT, message="invitation", segment="all-subscribers",
+        invitation = ledger.create(session, item=EVENT, message="invitation", segment="all-subscribers",
                                       edition=None, send_at=None, origin="cli", now=datetime(2026, 3, 1, tzinfo=UTC))
-        invitation.revision = events.publish(session, EVENT, meta, datetime(2026, 3, 1, tzinfo=UTC)).sequence
+        invitation.revision = lifecycle.publish(session, EVENT, meta, datetime(2026, 3, 1, tzinfo=UTC)).sequence
         session.commit()
 
     reminder = herald("send", str(content / EVENT), "--message", "reminder", "--yes")
@@ -115,7 +116,7 @@ def test_a_reminder_or_an_update_for_an_event_that_has_ended_is_refused(herald, 
                         said(update)), said(update)
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Campaign)) == 1  # the invitation alone
-        assert events.latest(session, events.event_of(session, EVENT)).sequence == 0  # no revision published
+        assert lifecycle.latest(session, lifecycle.event_of(session, EVENT)).sequence == 0  # no revision published
     assert enqueued(broker) == []
 
 

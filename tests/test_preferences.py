@@ -12,13 +12,13 @@ from fastapi.testclient import TestClient
 from markupsafe import escape
 from sqlalchemy import func, select
 
+from foundation.settings import PROJECT_ROOT
 from subscribers import gdpr, selfservice, store
 from subscribers.models import Consent, Subscriber, SubscriberTopic, Suppression
 from subscribers.tokens import Signer
 from subscribers.topics import load_topics
-from subscribers.web.pages import csrf_token
-from worker.api import create_app
-from worker.settings import PROJECT_ROOT
+from web.app import create_app
+from web.pages.pages import csrf_token
 
 TOPICS = load_topics(PROJECT_ROOT / "content")
 REFUSED = ("This link does not work", "Linkul nu funcționează")

@@ -10,7 +10,7 @@ import pytest
 import redis
 from servers import free_port
 
-from worker.ratelimit import RateLimiter
+from worker.delivery.ratelimit import RateLimiter
 
 
 def key() -> str:

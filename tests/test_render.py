@@ -16,10 +16,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from tests.conftest import FIXTURES, parse_eml, shipped_items
-from worker.content import load_item
-from worker.i18n import when
-from worker.mime import build_eml
-from worker.render import (
+from worker.authoring.content import load_item
+from worker.delivery.mime import build_eml
+from worker.rendering.i18n import when
+from worker.rendering.render import (
     EDITIONS,
     Recipient,
     compile_mjml,

@@ -19,17 +19,19 @@ from fastapi.testclient import TestClient
 from markupsafe import escape
 from sqlalchemy import select
 
+from foundation import clock
+from foundation.clock import OFFSET_FILE_ENV
+from foundation.settings import PROJECT_ROOT, Settings
 from subscribers.models import Subscriber
 from subscribers.tokens import Signer
-from subscribers.web.pages import csrf_token
-from worker import campaigns, clock, events
-from worker.api import create_app
-from worker.clock import OFFSET_FILE_ENV
-from worker.content import load_item
-from worker.i18n import when
-from worker.ics import uid_for
-from worker.models import Rsvp
-from worker.settings import PROJECT_ROOT, Settings
+from web.app import create_app
+from web.pages.pages import csrf_token
+from worker.authoring.content import load_item
+from worker.campaigns import ledger
+from worker.campaigns.models import Rsvp
+from worker.events import lifecycle
+from worker.events.ics import uid_for
+from worker.rendering.i18n import when
 
 EVENT = "events/di4c-partners-meeting-botosani"
 SLUG = EVENT.rpartition("/")[2]
@@ -87,9 +89,9 @@ def invited(db_settings: Settings, sessions, at) -> Invited:
     seed(db_settings, 60, seed_value=31)
     now = clock.now()
     with sessions() as session:
-        campaign = campaigns.create(session, item=EVENT, message="invitation", segment="all-subscribers",
+        campaign = ledger.create(session, item=EVENT, message="invitation", segment="all-subscribers",
                                     edition=None, send_at=None, origin="cli", now=now)
-        events.publish(session, EVENT, META, now)
+        lifecycle.publish(session, EVENT, META, now)
         session.commit()
         keys = dict(session.execute(select(Subscriber.id, Subscriber.link_key).order_by(Subscriber.id)).all())
     return Invited(TestClient(create_app(db_settings)), db_settings, campaign.id, list(keys), keys)
@@ -170,8 +172,8 @@ def test_the_41st_yes_waits_in_line_and_gets_the_place_someone_gives_up(invited,
     promoted = rsvp_of(sessions, first_in_line)
     assert promoted.queued_at is None and promoted.promoted_at is not None and promoted.answer == "yes"
     with sessions() as session:
-        event = events.event_of(session, EVENT)
-        assert events.answer_of(session, event, second_in_line).waitlist_position == 1
+        event = lifecycle.event_of(session, EVENT)
+        assert lifecycle.answer_of(session, event, second_in_line).waitlist_position == 1
     page = invited.client.get(f"/r/{invited.token(second_in_line)}?lang=en")
     assert "on the waiting list, number 1" in page.text
     assert "waiting list" not in invited.client.get(f"/r/{invited.token(first_in_line)}?lang=en").text
@@ -200,7 +202,7 @@ def test_a_cancelled_event_takes_no_more_answers(invited, sessions):
     invited.answer(person, "maybe")
     before = answers(sessions)
     with sessions() as session:  # the cancellation's revision, as `herald send` stores it
-        events.publish(session, EVENT, META.model_copy(update={"status": "cancelled"}), clock.now())
+        lifecycle.publish(session, EVENT, META.model_copy(update={"status": "cancelled"}), clock.now())
         session.commit()
     page = invited.client.get(f"/r/{invited.token(person)}?lang=ro")
     assert page.status_code == 200 and "Răspunsurile s-au închis: evenimentul este anulat." in page.text
@@ -240,9 +242,9 @@ def test_refused_links_and_forms_change_nothing(invited, sessions, db_settings):
         signer.sign("rsvp", person, key, 10**6): (404, "Nu există"),  # no such campaign
     }
     with sessions() as session:  # a campaign whose event row does not exist: its invitation never went out
-        unsent = campaigns.create(session, item="events/eui-online-qa-session", message="invitation",
+        unsent = ledger.create(session, item="events/eui-online-qa-session", message="invitation",
                                   segment="all-subscribers", edition=None, send_at=None, origin="cli", now=clock.now())
-        news = campaigns.create(session, item="newsletters/2027-01-uia-transfer-networks", message="newsletter",
+        news = ledger.create(session, item="newsletters/2027-01-uia-transfer-networks", message="newsletter",
                                 segment="all-subscribers", edition=None, send_at=None, origin="cli", now=clock.now())
         session.commit()
     refused[signer.sign("rsvp", person, key, unsent.id)] = (404, "Nu există")
@@ -302,7 +304,7 @@ def test_the_public_calendar_is_the_event_at_its_stored_revision(invited, sessio
 
     moved = META.model_copy(update={"start": META.start + timedelta(hours=1), "end": META.end + timedelta(hours=1)})
     with sessions() as session:  # an update told invitees revision 1
-        events.publish(session, EVENT, moved, clock.now())
+        lifecycle.publish(session, EVENT, moved, clock.now())
         session.commit()
     assert calendar_of(client.get(f"/events/{SLUG}.ics")).walk("VEVENT")[0]["SEQUENCE"] == 1
 

@@ -9,12 +9,19 @@ text on every image, the title actually shown, and a screenshot that is more tha
 from __future__ import annotations
 
 import pytest
+from browser import (
+    artifacts_dir,
+    load,
+    normalise_space,
+    open_page,
+    page_facts,
+    screenshot,
+)
 from PIL import Image
 
-from browser import artifacts_dir, load, normalise_space, open_page, page_facts, screenshot
-from worker.content import EventMeta
-from worker.render import EDITIONS, MESSAGES, sample_recipient
-from worker.settings import load_settings
+from foundation.settings import load_settings
+from worker.authoring.content import EventMeta
+from worker.rendering.render import EDITIONS, MESSAGES, sample_recipient
 
 TEMPLATES = tuple(message for messages in MESSAGES.values() for message in messages)
 WIDTHS = (600, 375)  # the body's width in base.mjml.j2, and a common phone

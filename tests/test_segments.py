@@ -10,14 +10,24 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete
 
+from foundation.problems import ContentInvalid
+from foundation.settings import PROJECT_ROOT
 from subscribers.models import Subscriber, SubscriberTopic, Suppression, Topic
 from subscribers.profile import email_hash
-from subscribers.segments import (AllOf, AnyOf, AttributeIn, FieldIn, HasTopic, Not, Segment, load_segments,
-                                  matches, select_ids)
+from subscribers.segments import (
+    AllOf,
+    AnyOf,
+    AttributeIn,
+    FieldIn,
+    HasTopic,
+    Not,
+    Segment,
+    load_segments,
+    matches,
+    select_ids,
+)
 from subscribers.topics import load_topics
 from subscribers.vocabulary import ORGANISATION_TYPES, STATUSES, SUBSCRIBER_LANGUAGES
-from worker.problems import ContentInvalid
-from worker.settings import PROJECT_ROOT
 
 NOW = datetime(2027, 1, 15, tzinfo=UTC)
 TOPICS = load_topics(PROJECT_ROOT / "content")

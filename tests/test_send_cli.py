@@ -21,16 +21,16 @@ from smtp_faults import ScriptedSink
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from subscribers.db import open_store
+from foundation.db import open_store
+from foundation.settings import PROJECT_ROOT, Settings
 from subscribers.models import Subscriber
 from subscribers.segments import segment_named, select_ids
 from subscribers.tokens import Signer
-from worker import campaigns
+from worker.authoring.content import find_items, load_item
+from worker.campaigns import ledger
+from worker.campaigns.models import Campaign, Delivery
 from worker.cli import app
-from worker.content import find_items, load_item
-from worker.models import Campaign, Delivery
-from worker.render import EDITIONS, MESSAGES, Renderer
-from worker.settings import PROJECT_ROOT, Settings
+from worker.rendering.render import EDITIONS, MESSAGES, Renderer
 
 NEWSLETTER = PROJECT_ROOT / "content" / "newsletters" / "2027-01-uia-transfer-networks"
 PEOPLE = 80
@@ -267,7 +267,7 @@ def test_sync_schedules_every_send_at_of_a_ready_item_once(seeded, herald, tmp_p
         meta.write_text(meta.read_text(encoding="utf-8") + "status: ready\n", encoding="utf-8")
         item = load_item(folder)
         if item.meta.send_at is not None:
-            key = campaigns.item_key(item, content)
+            key = ledger.item_key(item, content)
             scheduled[key] = (MESSAGES[item.kind][0], item.meta.aware(item.meta.send_at).astimezone(UTC),
                               item.meta.audience)
     assert len(scheduled) >= 2

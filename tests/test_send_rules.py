@@ -26,16 +26,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from subscribers.db import open_store
+from foundation.db import open_store
+from foundation.problems import ContentInvalid
+from foundation.settings import PROJECT_ROOT, Settings, load_settings
 from subscribers.models import Subscriber
-from worker import campaigns, control, events
-from worker.api import create_app
+from web.app import create_app
+from worker.authoring.content import load_item
+from worker.campaigns import control, ledger
+from worker.campaigns.models import Campaign, Delivery
 from worker.cli import app
-from worker.content import load_item
-from worker.models import Campaign, Delivery
-from worker.problems import ContentInvalid
-from worker.render import Renderer
-from worker.settings import PROJECT_ROOT, Settings, load_settings
+from worker.events import lifecycle
+from worker.rendering.render import Renderer
 
 NEWSLETTER = "newsletters/2027-01-uia-transfer-networks"
 EVENT = "events/di4c-partners-meeting-botosani"
@@ -158,7 +159,7 @@ def test_a_sent_item_is_sent_again_only_on_purpose_and_the_reason_is_shown_every
         stored = session.get(Campaign, campaign.id)
         stored.fanout_done = True
         session.commit()
-        assert campaigns.finish_if_done(session, campaign.id, finished)
+        assert ledger.finish_if_done(session, campaign.id, finished)
 
     again = herald("send", str(content / NEWSLETTER), "--yes")
     assert again.exit_code == 2
@@ -218,9 +219,9 @@ def invite(db_settings: Settings, content: Path, sessions) -> list[Campaign]:
     """The invitation, as sent: its deliveries recorded, revision 0, the reminders scheduled."""
     now = datetime(2027, 1, 20, 9, 0, tzinfo=UTC)
     with sessions() as session:
-        invitation = campaigns.create(session, item=EVENT, message="invitation", segment="all-subscribers",
+        invitation = ledger.create(session, item=EVENT, message="invitation", segment="all-subscribers",
                                       edition=None, send_at=None, origin="cli", now=now)
-        invitation.revision = events.revision_for(session, invitation, load_item(content / EVENT), now)
+        invitation.revision = lifecycle.revision_for(session, invitation, load_item(content / EVENT), now)
         people = list(session.scalars(select(Subscriber.id).where(Subscriber.status == "confirmed")))
         session.add_all(Delivery(campaign_id=invitation.id, subscriber_id=person, state="sent", attempts=1, error="")
                         for person in people)
@@ -253,11 +254,11 @@ def test_a_manual_reminder_takes_over_the_next_one_and_a_sent_one_needs_again(
         assert session.scalar(select(func.count()).select_from(Campaign).where(Campaign.message == "reminder")) == 2
         for campaign in (session.get(Campaign, week.id), session.get(Campaign, day.id)):
             if campaign.state == "scheduled":
-                campaigns.move(campaign, "sending", datetime(2027, 2, 22, 8, 0, tzinfo=UTC))
+                ledger.move(campaign, "sending", datetime(2027, 2, 22, 8, 0, tzinfo=UTC))
             campaign.fanout_done = True
         session.commit()
         for campaign_id in (week.id, day.id):
-            campaigns.finish_if_done(session, campaign_id, datetime(2027, 2, 22, 8, 1, tzinfo=UTC))
+            ledger.finish_if_done(session, campaign_id, datetime(2027, 2, 22, 8, 1, tzinfo=UTC))
 
     over = herald("send", str(content / EVENT), "--message", "reminder", "--now", "--yes")
     assert over.exit_code == 2
@@ -274,7 +275,7 @@ def test_an_invitation_already_sent_is_not_sent_again_by_a_plain_send(herald, co
         invitation = session.scalar(select(Campaign).where(Campaign.message == "invitation"))
         invitation.fanout_done = True
         session.commit()
-        campaigns.finish_if_done(session, invitation.id, datetime(2027, 1, 20, 9, 5, tzinfo=UTC))
+        ledger.finish_if_done(session, invitation.id, datetime(2027, 1, 20, 9, 5, tzinfo=UTC))
     result = herald("send", str(content / EVENT), "--yes")  # nothing changed: the default message is the invitation
     assert result.exit_code == 2
     assert said(result) == (f"{EVENT} already has campaign {invitation.id} for its invitation to 'all-subscribers', "

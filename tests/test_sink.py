@@ -9,8 +9,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from tests.conftest import parse_eml
-from worker.mime import header
-from worker.sink import start_sink
+from worker.delivery.mime import header
+from worker.delivery.sink import start_sink
 
 SUBJECT = "Invitație: întâlnire în Botoșani"
 

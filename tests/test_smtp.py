@@ -1,5 +1,5 @@
 """The sending edge against a real SMTP server (the sink, scripted to refuse): every reply sorted right,
-final refusals sorted into bounces and rejections (worker.smtp.PERMANENT), internationalised addresses."""
+final refusals sorted into bounces and rejections (worker.delivery.smtp.PERMANENT), internationalised addresses."""
 
 from __future__ import annotations
 
@@ -16,13 +16,19 @@ from hypothesis import strategies as st
 from servers import free_port
 from smtp_faults import ScriptedSink
 
+from foundation.smtp_url import SmtpTarget, parse_smtp_url
 from tests.conftest import FIXTURES, parse_eml
-from worker import smtp
-from worker.content import load_item
-from worker.mime import Skeleton
-from worker.render import Recipient, Renderer
-from worker.smtp import (PERMANENT, Outcome, SmtpSender, SmtpTarget, dot_stuffed, offers_smtputf8,
-                         parse_smtp_url)
+from worker.authoring.content import load_item
+from worker.delivery import smtp
+from worker.delivery.mime import Skeleton
+from worker.delivery.smtp import (
+    PERMANENT,
+    Outcome,
+    SmtpSender,
+    dot_stuffed,
+    offers_smtputf8,
+)
+from worker.rendering.render import Recipient, Renderer
 
 FROM = "urbact@herald.localhost"
 TO = "ana@example.org"

@@ -15,10 +15,10 @@ from processes import herald, own_env, processes_with
 from servers import free_port
 from sqlalchemy import create_engine, select
 
-from worker.installation import OWNER_KEY
-from worker.models import Installation
-from worker.redis_server import redis_server
-from worker.settings import PROJECT_ROOT
+from foundation.settings import PROJECT_ROOT
+from foundation.tables import Installation
+from worker.campaigns.installation import OWNER_KEY
+from worker.commands.redis_server import redis_server
 
 NEWSLETTER = "content/newsletters/2027-01-uia-transfer-networks"
 SMTP_FORMAT = "smtp://user:password@host:port?security=starttls|tls|none"

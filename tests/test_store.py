@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
+from foundation.db import create, migrate
+from foundation.tables import Base
 from subscribers import store
-from subscribers.db import create, migrate
-from subscribers.models import Base, Subscriber
+from subscribers.models import Subscriber
 from subscribers.profile import email_hash, email_key
 
 NOW = datetime(2027, 1, 15, 9, 30, tzinfo=UTC)
@@ -80,7 +81,7 @@ def test_the_data_folder_database_and_generated_key_are_readable_by_their_owner_
     """They hold every subscriber's address and the key to every link: no other user of the machine reads them."""
     import stat
 
-    from worker.settings import load_settings
+    from foundation.settings import load_settings
 
     data = tmp_path / "fresh" / "data"
     monkeypatch.setenv("HERALD_DATA_DIR", str(data))

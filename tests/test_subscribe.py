@@ -16,10 +16,10 @@ from sqlalchemy import select
 from subscribers import selfservice, store
 from subscribers.models import Consent, Subscriber, SubscriptionRequest
 from subscribers.tokens import Signer
-from subscribers.web.pages import csrf_token
-from worker import campaigns
-from worker.api import create_app
-from worker.models import Campaign
+from web.app import create_app
+from web.pages.pages import csrf_token
+from worker.campaigns import ledger
+from worker.campaigns.models import Campaign
 
 
 @pytest.fixture
@@ -121,18 +121,18 @@ def test_an_unsubscribed_person_stays_unsubscribed_until_they_confirm_again(web,
     with sessions() as session:
         person = session.scalars(select(Subscriber).where(Subscriber.status == "confirmed")).first()
         selfservice.unsubscribe(session, person, datetime.now(UTC))
-        assert campaigns.awaiting_confirmation() is not None
+        assert ledger.awaiting_confirmation() is not None
     post(client, email=person.email, topic=["digital-innovation"])
     with sessions() as session:
         assert session.get(Subscriber, person.id).status == "unsubscribed"
-        waiting = session.scalars(select(Subscriber.id).where(campaigns.awaiting_confirmation())).all()
+        waiting = session.scalars(select(Subscriber.id).where(ledger.awaiting_confirmation())).all()
         assert person.id in waiting
     token = _confirm_token(settings, person)
     client.post(f"/c/{token}", data={"csrf": csrf_token(settings.secret_key, token)})
     with sessions() as session:
         assert session.get(Subscriber, person.id).status == "confirmed"
         assert "digital-innovation" in selfservice.topics_of(session, person.id)
-        assert person.id not in session.scalars(select(Subscriber.id).where(campaigns.awaiting_confirmation())).all()
+        assert person.id not in session.scalars(select(Subscriber.id).where(ledger.awaiting_confirmation())).all()
 
 
 def test_an_expired_link_offers_a_new_one(web, sessions):
@@ -149,7 +149,7 @@ def test_an_expired_link_offers_a_new_one(web, sessions):
     client.post(f"/c/{token}/renew", data={"csrf": csrf_token(settings.secret_key, token)})
     with sessions() as session:
         assert session.get(Subscriber, person.id).status == "pending"
-        assert person.id in session.scalars(select(Subscriber.id).where(campaigns.awaiting_confirmation())).all()
+        assert person.id in session.scalars(select(Subscriber.id).where(ledger.awaiting_confirmation())).all()
 
 
 def test_control_characters_in_any_field_are_stripped_or_refused_never_a_500(web, sessions):

@@ -13,11 +13,11 @@ from servers import free_port
 from smtp_faults import ScriptedSink
 from test_subscribe import form_fields
 
+from foundation.settings import PROJECT_ROOT
 from subscribers import store
-from worker import smtp
-from worker.api import create_app
-from worker.i18n import load_catalogues
-from worker.settings import PROJECT_ROOT
+from web.app import create_app
+from worker.delivery import smtp
+from worker.rendering.i18n import load_catalogues
 
 UNICODE_LOCAL_PART = "ștefan.țepeș@exemplu.ro"
 

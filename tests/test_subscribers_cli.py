@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from foundation.settings import PROJECT_ROOT
 from subscribers import store
 from subscribers.models import Subscriber
 from subscribers.segments import load_segments, members
 from subscribers.topics import load_topics
 from worker.cli import app
-from worker.settings import PROJECT_ROOT
 
 SEGMENTS = load_segments(PROJECT_ROOT / "content", load_topics(PROJECT_ROOT / "content"))
 

@@ -26,14 +26,16 @@ from smtp_faults import ScriptedSink
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from foundation.settings import PROJECT_ROOT, Settings
+from foundation.smtp_url import parse_smtp_url
+from foundation.tables import Base
 from subscribers import store
-from subscribers.models import Base, Subscriber
-from worker.api import create_app
+from subscribers.models import Subscriber
+from web.app import create_app
 from worker.cli import app
-from worker.i18n import load_catalogues
-from worker.render import EDITIONS
-from worker.settings import PROJECT_ROOT, Settings
-from worker.smtp import SmtpSender, parse_smtp_url
+from worker.delivery.smtp import SmtpSender
+from worker.rendering.i18n import load_catalogues
+from worker.rendering.render import EDITIONS
 
 NEWSLETTER = PROJECT_ROOT / "content" / "newsletters" / "2027-01-uia-transfer-networks"
 EVENT = PROJECT_ROOT / "content" / "events" / "capacities-transnational-alliance-webinar"

@@ -16,16 +16,16 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from foundation.settings import PROJECT_ROOT
 from subscribers import selfservice
 from subscribers.models import Subscriber, SubscriberTopic
 from subscribers.tokens import PURPOSES, Signer
-from subscribers.web.pages import csrf_token
-from subscribers.web.view import as_page
-from worker import campaigns
-from worker.api import create_app
-from worker.content import load_item
-from worker.render import Recipient, Renderer
-from worker.settings import PROJECT_ROOT
+from web.app import create_app
+from web.pages.pages import csrf_token
+from web.pages.view import as_page
+from worker.authoring.content import load_item
+from worker.campaigns import ledger
+from worker.rendering.render import Recipient, Renderer
 
 NEWSLETTER = "newsletters/2027-01-uia-transfer-networks"
 
@@ -35,7 +35,7 @@ def web(db_settings, sessions):
     """The app on a store of 60 fictional people and one sent campaign to `calls-for-proposals`."""
     seed(db_settings, 60, seed_value=31)
     with sessions() as session:
-        campaign = campaigns.create(session, item=NEWSLETTER, message="newsletter", segment="calls-for-proposals",
+        campaign = ledger.create(session, item=NEWSLETTER, message="newsletter", segment="calls-for-proposals",
                                     edition=None, send_at=None, origin="cli", now=datetime.now(UTC))
         session.commit()
     return TestClient(create_app(db_settings)), campaign.id
@@ -236,7 +236,7 @@ def test_the_archive_lists_sent_newsletters_and_shows_them_to_nobody_in_particul
     assert "No newsletter has been sent yet" in client.get("/archive/?lang=en").text
     assert client.get(f"/archive/{campaign_id}").status_code == 404, "still sending: not public"
     with sessions() as session:
-        campaign = session.get(campaigns.Campaign, campaign_id)
+        campaign = session.get(ledger.Campaign, campaign_id)
         campaign.state, campaign.finished_at = "sent", datetime.now(UTC)
         campaign.segment = "all-subscribers"  # a public segment: only theirs are in the archive
         session.commit()

@@ -33,13 +33,13 @@ from live_server import SitePage, live_server, site_page, sqlite_settings
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from foundation.db import open_store
 from subscribers import selfservice, store
-from subscribers.db import open_store
 from subscribers.models import Consent, Subscriber
 from subscribers.topics import load_topics
-from worker.celery_app import app as celery_app
-from worker.content import load_item
-from worker.i18n import load_catalogues
+from worker.authoring.content import load_item
+from worker.campaigns.celery_app import app as celery_app
+from worker.rendering.i18n import load_catalogues
 
 NEWSLETTER = "newsletters/2027-01-uia-transfer-networks"
 SEGMENT = "calls-for-proposals"  # chosen by topic, so the page offers "only this topic" beside "all messages"
@@ -164,7 +164,7 @@ def site(tmp_path_factory, migrated_template, redis_server):
     workdir = tmp_path_factory.mktemp("web-browser")
     settings = sqlite_settings(workdir, make_url(migrated_template("sqlite")).database, redis_server.url)
     seed(settings, PEOPLE)
-    import worker.tasks  # noqa: F401 - registers herald.start, which the subscribe form enqueues
+    import worker.campaigns.tasks  # noqa: F401 - registers herald.start, which the subscribe form enqueues
 
     broker_before = celery_app.conf.broker_url
     celery_app.conf.broker_url = redis_server.url

@@ -27,17 +27,18 @@ from live_server import herald_web
 from servers import free_port
 from sqlalchemy import select
 
+from foundation.problems import ContentInvalid
+from foundation.settings import PROJECT_ROOT
 from subscribers.models import Subscriber
 from subscribers.segments import load_segments
 from subscribers.tokens import Signer
 from subscribers.topics import load_topics
-from subscribers.web.guards import MAX_BODY_BYTES
-from subscribers.web.subscribe import PER_IP
-from subscribers.web.visitor import client_address
-from worker import campaigns, services
-from worker.api import create_app
-from worker.problems import ContentInvalid
-from worker.settings import PROJECT_ROOT
+from web.app import create_app
+from web.guards import MAX_BODY_BYTES
+from web.pages.subscribe import PER_IP
+from web.visitor import client_address
+from worker.campaigns import ledger
+from worker.commands import services
 
 TOKEN = "t0ken"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -199,7 +200,7 @@ def web(db_settings, sessions) -> tuple[TestClient, int]:
     seed(db_settings, 30, seed_value=13)
     with sessions() as session:
         session.scalars(select(Subscriber).order_by(Subscriber.id.desc())).first().status = "pending"
-        campaign = campaigns.create(session, item=NEWSLETTER, message="newsletter", segment="all-subscribers",
+        campaign = ledger.create(session, item=NEWSLETTER, message="newsletter", segment="all-subscribers",
                                     edition=None, send_at=None, origin="cli", now=datetime.now(UTC))
         campaign.state, campaign.finished_at = "sent", datetime.now(UTC)
         session.commit()
@@ -240,7 +241,7 @@ def test_a_redirect_goes_to_the_base_url_whatever_the_host_header_says(app_clien
 
 def sent_newsletter(sessions, segment: str) -> int:
     with sessions() as session:
-        campaign = campaigns.create(session, item=NEWSLETTER, message="newsletter", segment=segment, edition=None,
+        campaign = ledger.create(session, item=NEWSLETTER, message="newsletter", segment=segment, edition=None,
                                     send_at=None, origin="cli", now=datetime.now(UTC))
         campaign.state, campaign.finished_at = "sent", datetime.now(UTC)
         session.commit()

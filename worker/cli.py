@@ -13,17 +13,18 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperArgument, TyperOption
 
+from foundation import clock, terminal
+from foundation.db import open_store
+from foundation.problems import ContentInvalid, display_path
+from foundation.settings import load_settings, unsafe_for_mail
 from subscribers.cli import demo_people, segments_app, subscribers_app
-from subscribers.db import open_store
-from worker import campaign_cli, clock, control, events_cli, services, terminal
-from worker.check import check, fix_cedillas, unannounced_changes
-from worker.content import Item, find_items, load_item
-from worker.event_calendar import preview_calendar
-from worker.item_path import NoSuchItem, find_item
-from worker.mime import build_eml
-from worker.problems import ContentInvalid, display_path
-from worker.render import EDITIONS, MESSAGES, Renderer, messages_of, sample_recipient
-from worker.settings import Settings, load_settings, unsafe_for_mail
+from worker.authoring.content import Item, find_items, load_item
+from worker.authoring.item_path import NoSuchItem, find_item
+from worker.campaigns import control
+from worker.commands import campaign_cli, events_cli, services
+from worker.commands.check import check, fix_cedillas, unannounced_changes
+from worker.commands.previews import write_rendered
+from worker.rendering.render import EDITIONS, MESSAGES, Renderer, messages_of
 
 
 def _help_without_python_types() -> None:
@@ -66,27 +67,6 @@ def _editions(edition: str) -> list[str]:
     if edition not in EDITIONS:
         raise typer.BadParameter(f"'{edition}' is not an edition; use ro, en, both or all")
     return [edition]
-
-
-def write_rendered(item: Item, renderer: Renderer, editions: list[str], messages: list[str],
-                   out: Path, settings: Settings) -> list[tuple[str, str, Path]]:
-    """Render `item` for the sample recipient into out/<slug>/; returns (message, edition, .eml path)."""
-    recipient = sample_recipient(settings)
-    folder = out / item.slug
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for message in messages:
-        for edition in editions:
-            compiled = renderer.compile(item, edition, message)
-            rendered = compiled.personalise(recipient)
-            stem = folder / f"{message}.{edition}"
-            Path(f"{stem}.html").write_text(rendered.html, encoding="utf-8")
-            Path(f"{stem}.txt").write_text(rendered.text, encoding="utf-8")
-            calendar = preview_calendar(item, compiled.language, message, settings)
-            Path(f"{stem}.eml").write_bytes(build_eml(compiled, recipient, settings, calendar=calendar,
-                                                      feedback_id=f"render:{message}:{edition}"))
-            written.append((message, edition, stem))
-    return written
 
 
 def _load(path: Path, content_dir: Path) -> list[Item]:

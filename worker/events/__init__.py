@@ -1,0 +1,1 @@
+"""An event after its invitation: what invitees were told, revisions, answers, reminders, its calendar."""
