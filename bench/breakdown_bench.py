@@ -164,7 +164,7 @@ def ledger_commits(sessions, rows: int, every: int) -> float:
 
 def run_backend(backend: str, args: argparse.Namespace, workdir: Path, sink_url: str, redis_url: str,
                 admin_url: str | None) -> tuple[Figures, Figures]:
-    stages, ledger = Figures(), Figures()
+    stages, commits = Figures(), Figures()
     with fresh_database(backend, "breakdown", workdir, admin_url) as url:
         settings = replace(load_settings(), database_url=url, smtp_url=sink_url, redis_url=redis_url,
                            batch_size=args.batch_size, data_dir=workdir, outbox_dir=workdir / "outbox")
@@ -180,9 +180,9 @@ def run_backend(backend: str, args: argparse.Namespace, workdir: Path, sink_url:
             send_loop(settings, sessions, count, stages)
         for every in (1, 20, 100):
             for _ in range(args.runs):
-                ledger.add(f"commit every {every} row(s)", ledger_commits(sessions, 10_000, every), "µs", 1)
+                commits.add(f"commit every {every} row(s)", ledger_commits(sessions, 10_000, every), "µs", 1)
         sessions.kw["bind"].dispose()
-    return stages, ledger
+    return stages, commits
 
 
 def main() -> None:
@@ -215,17 +215,17 @@ def main() -> None:
     for stage in (*STAGES, "other (the task's own loop)", "total, in process"):
         table.add_row(stage, *(results[backend][0].show(stage) for backend in results))
     console.print(table)
-    ledger = Table(title="Ledger: marking 10,000 claimed rows sent")
-    ledger.add_column("commit")
+    commits = Table(title="Ledger: marking 10,000 claimed rows sent")
+    commits.add_column("commit")
     for backend in results:
-        ledger.add_column(backend, justify="right")
+        commits.add_column(backend, justify="right")
     for name in results[next(iter(results))][1].samples:
-        ledger.add_row(name, *(results[backend][1].show(name) for backend in results))
-    console.print(ledger)
+        commits.add_row(name, *(results[backend][1].show(name) for backend in results))
+    console.print(commits)
     if args.json:
         args.json.write_text(json.dumps({"machine": machine(), "recipients": args.recipients, "sink": args.sink,
-                                         "samples": {backend: {"stages": stages.samples, "ledger": ledger.samples}
-                                                     for backend, (stages, ledger) in results.items()}}, indent=1))
+                                         "samples": {backend: {"stages": stages.samples, "ledger": commits.samples}
+                                                     for backend, (stages, commits) in results.items()}}, indent=1))
 
 
 if __name__ == "__main__":

@@ -468,7 +468,7 @@ def warm_up(sessions: sessionmaker[Session]) -> str:
     Not imported at the top: the Celery app binds HERALD_REDIS_URL when first imported, and only now does
     the environment name this run's Redis.
     """
-    importlib.import_module("worker.tasks")
+    importlib.import_module("worker.campaigns.tasks")
     from worker.campaigns.celery_app import QUEUE, namespaced
     from worker.campaigns.installation import keys_of
 

@@ -46,6 +46,7 @@ from subscribers.models import Subscriber, SubscriberTopic, Suppression
 from subscribers.profile import infer_timezone
 from subscribers.sample import people, write_csv
 from subscribers.segments import Segment, load_segments, members
+from subscribers.tokens import new_link_key
 from subscribers.topics import Topic, load_topics
 
 BACKENDS = ("sqlite", "postgresql")
@@ -55,7 +56,8 @@ _KINDS = {"Primărie": "municipality", "Minister": "ministry", "Agenție": "agen
           "ONG": "ngo", "Companie": "company", "Altele": "other", "": None}
 _LANGUAGES = {"ro": "ro", "en": "en", "ambele": "both"}
 _COLUMNS = ("id", "email", "email_key", "email_hash", "name", "organisation", "organisation_type", "city",
-            "country", "timezone", "language", "attributes", "status", "created_at", "updated_at", "confirmed_at")
+            "country", "timezone", "language", "attributes", "status", "created_at", "updated_at", "confirmed_at",
+            "link_key")
 _T = TypeVar("_T")
 console = Console(width=None if sys.stdout.isatty() else 150)  # a log file keeps whole table rows
 
@@ -145,7 +147,7 @@ def subscriber_rows(count: int, catalogue: dict[str, Topic]) -> Iterator[tuple[t
                 _KINDS[kind], city, country, _timezone(country),
                 _LANGUAGES.get(language) or ("ro" if country == "RO" else "en"),  # blank: inferred, as on import
                 {"rol_in_proiect": role} if role else {}, "confirmed" if confirmed else "pending",
-                moment, moment, moment if confirmed else None),
+                moment, moment, moment if confirmed else None, new_link_key()),
                [slugs[name] for name in topics.split("; ") if name])
 
 
