@@ -3,7 +3,7 @@
     .venv/bin/python bench/engine_bench.py --subscribers 10000 [--runs 5] [--sink smtp-sink|herald]
         [--backend sqlite|postgresql] [--postgres-url URL] [--concurrency 2] [--batch-size N]
         [--item content/events/eui-online-qa-session] [--ceiling MSGS_PER_S]
-        [--latency-runs 3] [--sweep-seconds S] [--json PATH]
+        [--latency-runs 3] [--sweep-seconds S] [--dkim off|rsa|rsa+ed25519] [--json PATH]
 
     # the issue's figures (--ceiling: smtp-source's rate against the same sink, measured in the same run):
     .venv/bin/python bench/engine_bench.py --subscribers 10000 --sink smtp-sink --ceiling 6800
@@ -11,6 +11,8 @@
     .venv/bin/python bench/engine_bench.py --subscribers 10000 --sink herald --ceiling HERALD_SINK_CEILING
     # the trial run:
     .venv/bin/python bench/engine_bench.py --subscribers 2000 --runs 2 --latency-runs 2
+    # DKIM's cost end to end: each run once unsigned, once signed (issue 16's goal: signed >= 0.8 x unsigned):
+    .venv/bin/python bench/engine_bench.py --subscribers 10000 --runs 5 --latency-runs 0 --dkim rsa
 
 Everything runs on 127.0.0.1 from a temporary directory, and everything is stopped and deleted at the
 end, on Ctrl-C and on SIGTERM too:
@@ -43,6 +45,12 @@ left in flight. Expect about half the sweep interval plus the time from start to
 not running during the throughput runs: its sweep would re-dispatch the pending rows of a campaign whenever
 the broker's queue is momentarily empty, which is production behaviour but not what is measured there.
 
+With --dkim, keys made for the run (RSA 2048, and Ed25519 beside it for rsa+ed25519) and each throughput run
+twice in a row: first by a worker without HERALD_DKIM_KEYS, then by one started with them (the worker is
+restarted between, so both see the same database, sink and machine at nearly the same moment). Each figure
+is then reported per half ("unsigned: …", "signed: …"), with the ratio of the signed rate to the unsigned one
+of each pair.
+
 Prints median (min–max) per measurement (bench/measure.Figures); --json writes every sample. With the
 herald sink, each run writes N .eml files (about 40 KB each for the default item) before they are deleted.
 """
@@ -66,7 +74,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -76,7 +84,6 @@ import redis
 from fanout_bench import SEGMENT, seed
 from measure import Figures, descendants, machine, process_peak_rss_mib
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from subscribers_bench import BACKENDS, fresh_database, postgres_server
@@ -90,6 +97,8 @@ from worker.authoring.content import Item, load_item
 from worker.campaigns import control, ledger
 from worker.campaigns.models import Campaign, Delivery
 from worker.commands.redis_server import free_port, redis_server
+from worker.delivery.dkim import signer_for
+from worker.delivery.dkim_keys import new_private_key, write_key
 from worker.delivery.mime import Skeleton
 from worker.delivery.sink import start_sink
 from worker.events.event_calendar import preview_calendar
@@ -102,6 +111,7 @@ STOP_SECONDS = 20
 SIZE_SAMPLE = 300
 LATENCY_LEAD = timedelta(seconds=3)
 _COUNTER = re.compile(rb"mesg=(\d+)")
+DKIM = {"off": (), "rsa": ("rsa",), "rsa+ed25519": ("rsa", "ed25519")}
 console = Console(width=None if sys.stdout.isatty() else 150)
 
 
@@ -241,10 +251,11 @@ class Herald:
         log_path = self.workdir / f"{name}.log"
         started = time.monotonic()
         with log_path.open("ab") as log:
+            before = log.tell()  # a restarted worker's log follows the last one's, its `ready` included
             self.processes[name] = process = subprocess.Popen(
                 [sys.executable, "-m", "worker.cli", name, *arguments], stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, cwd=PROJECT_ROOT)
-        while ready not in log_path.read_bytes():
+        while ready not in log_path.read_bytes()[before:]:
             if process.poll() is not None or time.monotonic() - started > 120:
                 raise RuntimeError(f"herald {name} did not start:\n{self.log(name)}")
             time.sleep(0.02)
@@ -256,18 +267,21 @@ class Herald:
     def pid(self, name: str) -> int:
         return self.processes[name].pid
 
-    def stop(self) -> None:
-        """SIGTERM to each process group (Celery's warm shutdown), SIGKILL to whatever is left after 20 s."""
-        for process in self.processes.values():
+    def stop(self, *names: str) -> None:
+        """SIGTERM to each process group (Celery's warm shutdown), SIGKILL to whatever is left after 20 s; only
+        `names` when given."""
+        stopping = {name: process for name, process in self.processes.items() if not names or name in names}
+        for process in stopping.values():
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_SECONDS
-        for process in self.processes.values():
+        for name, process in stopping.items():
             try:
                 process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+            del self.processes[name]
 
 
 class Peaks:
@@ -323,8 +337,10 @@ def languages(sessions: sessionmaker[Session]) -> dict[str, int]:
 def average_size(settings: Settings, sessions: sessionmaker[Session], item: Item, campaign_id: int,
                  subscribers: int) -> float:
     """Mean bytes of the messages of SIZE_SAMPLE subscribers spread over the ids, built as the worker builds them:
-    each edition compiled once into a MIME skeleton, then filled per recipient with their signed links."""
+    each edition compiled once into a MIME skeleton, then filled per recipient with their signed links (and DKIM
+    signatures, when HERALD_DKIM_KEYS is set)."""
     renderer, signer, message = Renderer(settings), Signer.from_settings(settings), messages_of(item)[0]
+    dkim = signer_for(settings)
     skeletons = {}
     for edition in EDITIONS:
         compiled = renderer.compile(item, edition=edition, message=message)
@@ -341,8 +357,8 @@ def average_size(settings: Settings, sessions: sessionmaker[Session], item: Item
         skeleton, purposes = skeletons[person.language]
         recipient = Recipient(email=person.email, name=person.name, timezone=person.timezone,
                               links=signer.links(settings.base_url, person.id, person.link_key, campaign_id, purposes))
-        sizes.append(len(skeleton.build(recipient, message_id=f"<c{campaign_id}.d{person.id}@{skeleton.domain}>",
-                                        sent_at=clock.now())))
+        sizes.append(len(dkim.sign(skeleton.build(recipient, message_id=f"<c{campaign_id}.d{person.id}@{skeleton.domain}>",
+                                                  sent_at=clock.now()))))
     return statistics.mean(sizes)
 
 
@@ -360,6 +376,8 @@ class Bench:
     queue: str
     subscribers: int
     figures: Figures = field(default_factory=Figures)
+    label: str = ""  # "unsigned: " or "signed: " before each figure's name, with --dkim
+    rate: float = 0.0  # the last throughput run's messages per second, trigger to last message
 
     @staticmethod
     def since(start: float, moment: datetime | None) -> float:
@@ -413,7 +431,11 @@ class Bench:
                                f"for {n:,} subscribers")
         self.wait_until_quiet(campaign_id)
         first, last = arrivals.times[0], arrivals.times[-1]
-        add = self.figures.add
+        self.rate = n / (last - trigger)
+
+        def add(name: str, value: float, unit: str, digits: int = 0) -> None:
+            self.figures.add(self.label + name, value, unit, digits)
+
         add("trigger: control.create itself", (created - trigger) * 1000, "ms")
         add("trigger → first message accepted by the sink", first - trigger, "s", 3)
         add("trigger → first sent_at in the ledger", self.since(trigger, result.first_sent), "s", 3)
@@ -430,7 +452,7 @@ class Bench:
             add("average message size, every message at the sink", statistics.mean(arrivals.sizes) / 1024, "KiB", 1)
         add("peak RSS: worker main process", peaks.main, "MiB", 1)
         add("peak RSS: largest pool child (batches; the fan-out runs in one)", max(peaks.children.values()), "MiB", 1)
-        console.log(f"run {run}: campaign {campaign_id}, {n:,} sent; first at the sink {first - trigger:.3f} s, "
+        console.log(f"{self.label}run {run}: campaign {campaign_id}, {n:,} sent; first at the sink {first - trigger:.3f} s, "
                     f"last {last - trigger:.2f} s, {n / (last - trigger):,.0f} msg/s; peak RSS main "
                     f"{peaks.main:.0f} MiB, children {', '.join(f'{v:.0f}' for v in peaks.children.values())} MiB")
         return campaign_id
@@ -488,6 +510,23 @@ def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
+def start_worker(herald: Herald, concurrency: int, figures: Figures, label: str = "") -> Peaks:
+    startup = herald.start("worker", f"--concurrency={concurrency}", ready=b" ready.")
+    figures.add(f"{label}worker start: spawn → `ready` in its log", startup, "s", 2)
+    console.log(f"{label}herald worker ready in {startup:.2f} s")
+    return Peaks(herald.pid("worker"))
+
+
+def dkim_keys(workdir: Path, settings: Settings, kind: str) -> str:
+    """HERALD_DKIM_KEYS for keys made for this run in `workdir` (empty for --dkim off)."""
+    domain = settings.org_email.rpartition("@")[2]
+    entries = []
+    for key_type in DKIM[kind]:
+        write_key(new_private_key(key_type), workdir / f"dkim-{key_type}.pem")
+        entries.append(f"{domain}:bench{key_type}:{workdir / f'dkim-{key_type}.pem'}")
+    return ",".join(entries)
+
+
 def run(args: argparse.Namespace, workdir: Path, stack: ExitStack) -> tuple[Figures, dict[str, object]]:
     """Start everything (each stopped by `stack`), then the throughput runs, then the latency runs."""
     figures = Figures()
@@ -516,16 +555,26 @@ def run(args: argparse.Namespace, workdir: Path, stack: ExitStack) -> tuple[Figu
                 + ", ".join(f"{language} {count:,}" for language, count in sorted(by_language.items())))
     herald = Herald(workdir)
     stack.callback(herald.stop)
-    startup = herald.start("worker", f"--concurrency={args.concurrency}", ready=b" ready.")
-    figures.add("worker start: spawn → `ready` in its log", startup, "s", 2)
-    console.log(f"herald worker ready in {startup:.2f} s")
     bench = Bench(args, settings, sessions, load_item(args.item), sink, herald, redis.Redis.from_url(server.url),
                   queue, mailable, figures)
-    peaks = Peaks(herald.pid("worker"))
+    keys = dkim_keys(workdir, settings, args.dkim)
     campaign_id = 0
     for number in range(1, args.runs + 1):
-        campaign_id = bench.throughput_run(number, peaks)
-    size = average_size(settings, sessions, bench.item, campaign_id, mailable)
+        if not keys:
+            if number == 1:
+                peaks = start_worker(herald, args.concurrency, figures)
+            campaign_id = bench.throughput_run(number, peaks)
+            continue
+        rates = {}
+        for bench.label, signing in (("unsigned: ", ""), ("signed: ", keys)):  # the worker reads its keys at start
+            os.environ["HERALD_DKIM_KEYS"] = signing
+            herald.stop("worker")
+            campaign_id = bench.throughput_run(number, start_worker(herald, args.concurrency, figures, bench.label))
+            rates[signing] = bench.rate
+        bench.label = ""
+        figures.add(f"signed ÷ unsigned messages per second, {args.dkim} (goal ≥ 0.8)", rates[keys] / rates[""], "×", 3)
+    size = average_size(replace(settings, dkim_keys=load_settings().dkim_keys), sessions, bench.item, campaign_id,
+                        mailable)
     figures.add(f"average message size, rendered sample of {SIZE_SAMPLE}", size / 1024, "KiB", 1)
     if args.latency_runs:
         startup = herald.start("beat", ready=b"beat: Starting...")
@@ -535,7 +584,7 @@ def run(args: argparse.Namespace, workdir: Path, stack: ExitStack) -> tuple[Figu
     config = {"subscribers": args.subscribers, "mailable": mailable, "editions": by_language,
               "backend": args.backend, "sink": args.sink, "concurrency": args.concurrency,
               "batch_size": settings.batch_size, "sweep_seconds": settings.sweep_seconds,
-              "item": ledger.item_key(bench.item, settings.content_dir), "ceiling": args.ceiling}
+              "item": ledger.item_key(bench.item, settings.content_dir), "ceiling": args.ceiling, "dkim": args.dkim}
     return figures, config
 
 
@@ -552,6 +601,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ceiling", type=float, help="smtp-source's msg/s against the same sink")
     parser.add_argument("--latency-runs", type=int, default=3, help="send_at latency runs with beat (0: none)")
     parser.add_argument("--sweep-seconds", type=float, help="HERALD_SWEEP_SECONDS (default: the engine's)")
+    parser.add_argument("--dkim", choices=DKIM, default="off", help="each run once unsigned, once signed with "
+                        "these keys (made for the run), the worker restarted between")
     parser.add_argument("--json", type=Path, help="write every sample here")
     args = parser.parse_args()
     args.item = args.item.resolve()
@@ -571,14 +622,9 @@ def main() -> None:
         console.print("Interrupted; every process this benchmark started is stopped and its files are deleted.")
         raise SystemExit(130) from None
     console.print(machine())
-    table = Table(title=f"{config['subscribers']:,} subscribers ({config['backend']}), sink {config['sink']}, "
-                        f"concurrency {config['concurrency']}, batch size {config['batch_size']}, {config['item']}: "
-                        f"median (min–max) of {args.runs} runs, {args.latency_runs} latency runs")
-    table.add_column("measurement")
-    table.add_column("value", justify="right")
-    for name in figures.samples:
-        table.add_row(name, figures.show(name))
-    console.print(table)
+    console.print(figures.table(f"{config['subscribers']:,} subscribers ({config['backend']}), sink {config['sink']}, "
+                                f"concurrency {config['concurrency']}, batch size {config['batch_size']}, "
+                                f"{config['item']}: median (min–max) of {args.runs} runs, {args.latency_runs} latency runs"))
     if args.json:
         args.json.write_text(json.dumps({"machine": machine(), "command": sys.argv, "config": config,
                                          "samples": figures.samples}, indent=1, default=str), encoding="utf-8")

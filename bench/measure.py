@@ -24,6 +24,8 @@ from pathlib import Path
 from queue import Empty
 from typing import Any, TypeVar
 
+from rich.table import Table
+
 from worker.commands.redis_server import free_port
 from worker.delivery.sink import start_sink
 
@@ -79,6 +81,15 @@ class Figures:
         if len(values) == 1:
             return f"{number(values[0])} {unit}".rstrip()
         return f"{number(statistics.median(values))} {unit} ({number(values[0])}–{number(values[-1])})"
+
+    def table(self, title: str, heading: str = "value") -> Table:
+        """Every measurement in a row: its name, and the median (min–max) of its samples under `heading`."""
+        table = Table(title=title)
+        table.add_column("measurement")
+        table.add_column(heading, justify="right")
+        for name in self.samples:
+            table.add_row(name, self.show(name))
+        return table
 
 
 

@@ -9,6 +9,7 @@ import base64
 import ipaddress
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -55,8 +56,12 @@ class Settings:
     # The campaign engine (worker/): broker, SMTP, pacing, retries and the thresholds that protect a list.
     redis_url: str  # the Celery broker and the shared rate limiter
     smtp_url: str  # smtp://user:password@host:port?security=starttls|tls|none
+    dkim_keys: tuple[DkimKeyFile, ...]  # HERALD_DKIM_KEYS; empty: nothing is signed
     link_keys: tuple[str, ...]  # newest first: it signs links, all verify; empty: derived from secret_key
     api_token: str  # bearer token of the HTTP API; empty: the API refuses every request
+    metrics_token: str  # bearer token of /metrics (Prometheus); empty: /metrics refuses every request
+    log_format: str  # text (one line per event, for people) or json (one JSON object per line, for a collector)
+    log_level: str  # DEBUG shows each recipient's address; INFO and above never do
     batch_size: int  # recipients per batch task
     rate_limit: float  # messages per second over all workers; 0: no limit
     grace_hours: float  # a campaign due while Herald was down still starts within this window
@@ -194,6 +199,41 @@ def _smtp_url(raw: str) -> str:
     return raw
 
 
+@dataclass(frozen=True)
+class DkimKeyFile:
+    """One DKIM private key of HERALD_DKIM_KEYS: the domain it signs for (d=), its selector (s=) and its file.
+
+    Entries are newest first: per domain and algorithm (RSA, Ed25519) the first signs, and a later one is a
+    retired key whose DNS record must stay published a while (worker/delivery/dkim_keys.py)."""
+
+    domain: str
+    selector: str
+    path: Path
+
+
+_DKIM_FORMAT = "domain:selector:/path/to/key.pem, newest first, e.g. example.org:2026a:/run/herald/dkim/2026a.pem"
+_DNS_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
+
+
+def dns_name(text: str) -> bool:
+    """Dot-separated DNS labels (A-labels, so ASCII), as DKIM's d= and s= must be."""
+    return 0 < len(text) <= 253 and all(_DNS_LABEL.fullmatch(label) for label in text.split("."))
+
+
+def _dkim_keys(raw: str) -> tuple[DkimKeyFile, ...]:
+    """HERALD_DKIM_KEYS: `domain:selector:path` entries separated by commas; refused in one line when one cannot
+    be read (whether the file holds a usable key is checked where keys are loaded)."""
+    keys = []
+    for entry in filter(None, (piece.strip() for piece in raw.split(","))):
+        domain, selector, path = [*entry.split(":", 2), "", ""][:3]
+        domain, selector = domain.strip().lower().rstrip("."), selector.strip().lower()
+        if not (dns_name(domain) and dns_name(selector) and path.strip()):
+            raise SystemExit(f"HERALD_DKIM_KEYS has {entry!r}, which is not domain:selector:path (the domain in "
+                             f"ASCII, as an A-label); write each key as {_DKIM_FORMAT}")
+        keys.append(DkimKeyFile(domain, selector, Path(path.strip()).expanduser().resolve()))
+    return tuple(keys)
+
+
 def _networks(name: str, raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     networks = []
     for part in filter(None, (piece.strip() for piece in raw.split(","))):
@@ -203,6 +243,16 @@ def _networks(name: str, raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IP
             raise SystemExit(f"{name} has {part!r}, which is not an IP address or network; list the addresses of "
                              "your reverse proxies, e.g. 10.0.0.2,172.30.0.0/24") from None
     return tuple(networks)
+
+
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise SystemExit(f"{name}={value!r} is not one of {', '.join(choices)}; set it to one of them")
+    return value
 
 
 def _number(name: str, default: float) -> float:
@@ -237,8 +287,12 @@ def load_settings() -> Settings:
         list_id=env("HERALD_LIST_ID", "news.herald.localhost"),
         redis_url=env("HERALD_REDIS_URL") or redis_url_on(ports["redis"]),
         smtp_url=_smtp_url(env("HERALD_SMTP_URL") or sink_url_on(ports["smtp"])),
+        dkim_keys=_dkim_keys(env("HERALD_DKIM_KEYS", "")),
         link_keys=tuple(key.strip() for key in env("HERALD_LINK_KEYS", "").split(",") if key.strip()),
         api_token=env("HERALD_API_TOKEN", ""),
+        metrics_token=env("HERALD_METRICS_TOKEN", ""),
+        log_format=_choice("HERALD_LOG_FORMAT", env("HERALD_LOG_FORMAT") or "text", LOG_FORMATS),
+        log_level=_choice("HERALD_LOG_LEVEL", (env("HERALD_LOG_LEVEL") or "INFO").upper(), LOG_LEVELS),
         batch_size=int(_number("HERALD_BATCH_SIZE", 1000)),
         rate_limit=_number("HERALD_RATE_LIMIT", 0),
         grace_hours=_number("HERALD_GRACE_HOURS", 6),

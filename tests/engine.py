@@ -69,6 +69,12 @@ class Engine:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
+    def stop(self, name: str, seconds: float = 60) -> None:
+        """SIGTERM to the process alone, as `docker stop` sends it: a worker's warm shutdown lets its batches end."""
+        process = self.processes.pop(name)
+        process.terminate()
+        process.wait(seconds)
+
     def stop_all(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:
@@ -122,6 +128,17 @@ class Engine:
         """`herald send --yes …` (a script's way: no question); returns the campaign's id."""
         output = self.herald("send", "--yes", *args).stdout
         return int(output.split("Campaign ", 1)[1].split(":", 1)[0])
+
+    def a_third_sent(self, people: int, seed_value: int) -> tuple[int, dict[str, Subscriber]]:
+        """`people` seeded, worker and beat started, the newsletter sent to everyone: (its id, the mailable), once a
+        third of them received it."""
+        seed(self.settings, people, seed_value=seed_value)
+        expected = self.mailable()
+        self.start_worker()
+        self.start_beat()
+        campaign_id = self.send(NEWSLETTER, "--segment", "all-subscribers")
+        self.wait_for("a third sent", lambda: self.received_count(campaign_id) >= len(expected) // 3)
+        return campaign_id, expected
 
     def set_clock(self, offset_seconds: float) -> None:
         Path(self.env[OFFSET_FILE_ENV]).write_text(str(offset_seconds), encoding="ascii")

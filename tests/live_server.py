@@ -53,15 +53,17 @@ def sqlite_settings(workdir: Path, template_database: str, redis_url: str) -> Se
 
 
 @contextmanager
-def live_server(settings: Settings) -> Iterator[LiveServer]:
-    """`create_app` on a loopback port of its own, with `base_url` set to that server's URL."""
+def live_server(settings: Settings, tls: tuple[Path, Path] | None = None) -> Iterator[LiveServer]:
+    """`create_app` on a loopback port of its own, with `base_url` set to that server's URL; with `tls` (certificate
+    and key files), over https, as the proxy in front of Herald serves it."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{listener.getsockname()[1]}"
     served = replace(settings, base_url=url)
     config = uvicorn.Config(create_app(served), lifespan="off", log_config=None, log_level="warning",
-                            access_log=False, timeout_graceful_shutdown=5, proxy_headers=False)
+                            access_log=False, timeout_graceful_shutdown=5, proxy_headers=False,
+                            ssl_certfile=tls and str(tls[0]), ssl_keyfile=tls and str(tls[1]))
     server = uvicorn.Server(config)
     # In a thread other than the main one, uvicorn installs no signal handlers: pytest keeps its own.
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="herald-live-server",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -90,10 +90,11 @@ class FaultyOutbox(OutboxSink):
 
 
 class ScriptedSink(RunningSink):
-    """`start_sink` with a `FaultyOutbox`: script it through `.handler`; `smtputf8=False`, a server without RFC 6531."""
+    """`start_sink` with a `FaultyOutbox`: script it through `.handler`; `smtputf8=False`, a server without RFC 6531;
+    `options`, aiosmtpd's (STARTTLS and login: tls_context, authenticator, auth_required)."""
 
     handler: FaultyOutbox
 
     def __init__(self, outbox: Path, host: str = "127.0.0.1", port: int = 0, *, pipelining: bool = True,
-                 smtputf8: bool = True) -> None:
-        super().__init__(FaultyOutbox(outbox, pipelining), host, port, smtputf8=smtputf8)
+                 smtputf8: bool = True, **options: Any) -> None:
+        super().__init__(FaultyOutbox(outbox, pipelining), host, port, smtputf8=smtputf8, **options)

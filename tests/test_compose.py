@@ -267,15 +267,23 @@ def test_renaming_a_cli_command_breaks_the_compose_check(old: str):
         resolve(command, cli)
 
 
-def test_healthchecks_for_redis_postgres_and_web():
+def test_healthchecks_for_redis_postgres_web_worker_and_beat():
+    """Herald's own are `herald health PART` (tests/test_health.py runs exactly these commands)."""
     services = _compose()["services"]
-    checks = {name: services[name].get("healthcheck", {}).get("test") for name in ("redis", "postgres", "web")}
+    checks = {name: services[name].get("healthcheck", {}).get("test") for name in ("redis", "postgres", *PRODUCTION)}
     for name, test in checks.items():
         assert isinstance(test, list) and test[0] in ("CMD", "CMD-SHELL"), f"{name} has no healthcheck"
     assert checks["redis"][1:] == ["redis-cli", "ping"]
     assert "pg_isready" in " ".join(checks["postgres"])
-    web = " ".join(checks["web"])
-    assert checks["web"][1] == "python" and "urllib" in web and "http://localhost:8000/static/herald.css" in web
+    for name in PRODUCTION:
+        assert checks[name][1:] == ["herald", "health", name]
+        resolve(checks[name][1:], herald_cli())
+
+
+def test_workers_scale_with_deploy_replicas():
+    worker = resolved(_compose(), SECRETS)["services"]["worker"]
+    assert worker["deploy"]["replicas"] == "1"
+    assert resolved(_compose(), {**SECRETS, "WORKER_REPLICAS": "4"})["services"]["worker"]["deploy"]["replicas"] == "4"
 
 
 def test_herald_waits_for_healthy_redis_and_postgres():

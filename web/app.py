@@ -22,6 +22,7 @@ from foundation.db import open_store
 from foundation.settings import Settings, load_settings
 from web.api import TokenFirst, create_api, too_large
 from web.guards import BodyCap, HeadAsGet
+from web.operations import create_operations
 from web.pages.event_feed import create_event_feed
 from web.pages.links import Links
 from web.pages.pages import Pages
@@ -103,6 +104,7 @@ def create_app(settings: Settings) -> FastAPI:
                   description="Bilingual newsletters and event invitations: self-management pages and campaigns over HTTP.")
     app.include_router(create_pages(settings, sessions))
     app.include_router(create_api(settings, sessions))
+    app.include_router(create_operations(settings, sessions))
     app.exception_handler(RequestValidationError)(validation_problem)
     # Each one added wraps those before it. Outermost: the security headers, on every answer, refusals too;
     # then HEAD, so that a refusal to it has no body either; the token, from the headers alone; the cap.

@@ -21,9 +21,10 @@ from subscribers.cli import demo_people, segments_app, subscribers_app
 from worker.authoring.content import Item, find_items, load_item
 from worker.authoring.item_path import NoSuchItem, find_item
 from worker.campaigns import control
-from worker.commands import campaign_cli, events_cli, services
+from worker.commands import campaign_cli, dkim_cli, doctor, events_cli, health_cli, services
 from worker.commands.check import check, fix_cedillas, unannounced_changes
 from worker.commands.previews import write_rendered
+from worker.delivery.dkim import unusable_keys
 from worker.rendering.render import EDITIONS, MESSAGES, Renderer, messages_of
 
 
@@ -41,8 +42,11 @@ app = typer.Typer(help="Herald: bilingual newsletters and event invitations, wri
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(segments_app, name="segments")
 app.add_typer(events_cli.events_app, name="events")
+app.add_typer(dkim_cli.dkim_app, name="dkim")
 campaign_cli.register(app)
 services.register(app)
+health_cli.register(app)
+doctor.register(app)
 console = terminal.output()
 errors = terminal.problems()
 
@@ -116,6 +120,9 @@ def render(
 ) -> None:
     """Write .html, .txt and a complete .eml per edition for a sample recipient, and print the paths."""
     settings = load_settings()
+    if unusable := unusable_keys(settings):  # the .eml is signed as a subscriber's copy would be
+        errors.print(unusable, style="red", markup=False, highlight=False)
+        raise typer.Exit(1)
     renderer = Renderer(settings)
     rows = []
     for item in _load(path, settings.content_dir):

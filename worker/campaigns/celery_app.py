@@ -22,6 +22,7 @@ from worker.campaigns.installation import Keys
 QUEUE = "herald"  # in Redis: herald:<installation id>:herald
 # The task that fans a campaign out: what control.py sends by name, so that it never imports the tasks module.
 START = "herald.start"
+SWEEP = "herald.sweep"  # beat's periodic scan; beat records when it sends it (worker/commands/services.py)
 
 
 def make_app(settings: Settings) -> Celery:
@@ -40,7 +41,7 @@ def make_app(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         timezone="UTC",
         beat_schedule={
-            "sweep": {"task": "herald.sweep", "schedule": settings.sweep_seconds},
+            "sweep": {"task": SWEEP, "schedule": settings.sweep_seconds},
             "sync": {"task": "herald.sync", "schedule": max(settings.sweep_seconds, 60.0)},
         },
     )

@@ -32,6 +32,7 @@ from subscribers.segments import segment_named
 from worker.authoring.content import Item, find_items, in_content, load_item
 from worker.campaigns import ledger
 from worker.campaigns.models import Campaign
+from worker.delivery.dkim import unusable_keys
 from worker.events import lifecycle
 from worker.rendering.render import CONFIRMATION, EDITIONS, MESSAGES, messages_of
 
@@ -153,8 +154,9 @@ def _check_following(session: Session, key: str, item: Item, message: str) -> No
 
 def check_mail_settings(settings: Settings) -> None:
     """ValueError when real mail must not go out with these settings (an http base URL in public), so
-    `herald send`, its test copies and the API refuse alike; a dry run or a render sends nothing and may."""
-    reason = unsafe_for_mail(settings)
+    `herald send`, its test copies and the API refuse alike; a dry run or a render sends nothing and may.
+    Also when a DKIM key of HERALD_DKIM_KEYS cannot sign: mail must never go out unsigned by mistake."""
+    reason = unsafe_for_mail(settings) or unusable_keys(settings)
     if reason is not None:
         raise ValueError(reason)
 

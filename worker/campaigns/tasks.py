@@ -31,14 +31,16 @@ from foundation.settings import Settings, load_settings
 from foundation.smtp_url import parse_smtp_url
 from subscribers.tokens import EXPIRES, Signer
 from worker.authoring.content import Item, load_item
-from worker.campaigns import control, ledger
-from worker.campaigns.celery_app import QUEUE, START, app, namespaced
+from worker.campaigns import control, delivery_log, ledger
+from worker.campaigns.celery_app import QUEUE, START, SWEEP, app, namespaced
 from worker.campaigns.installation import Keys, claim, keys_of
 from worker.campaigns.models import Campaign
+from worker.delivery.dkim import signer_for
 from worker.delivery.mime import Skeleton
 from worker.delivery.ratelimit import RateLimiter
 from worker.delivery.smtp import SmtpSender
 from worker.events import event_calendar, lifecycle
+from worker.monitoring.observed import BATCH_SECONDS, FANOUT_SECONDS, Observations
 from worker.rendering.render import CONFIRMATION, EDITIONS, Recipient, Renderer
 from worker.rendering.views import Change
 
@@ -61,6 +63,7 @@ class Resources:
     redis: redis.Redis
     keys: Keys  # this installation's, in that Redis
     limiter: RateLimiter
+    observed: Observations  # what the ledger does not keep, for /metrics
 
 
 @cache
@@ -72,7 +75,7 @@ def resources() -> Resources:
     namespaced(keys)  # what the tasks enqueue goes to this installation's queue
     client = redis.Redis.from_url(settings.redis_url)
     return Resources(settings, sessions, Renderer(settings), Signer.from_settings(settings), client, keys,
-                     RateLimiter(client, keys("rate"), settings.rate_limit))
+                     RateLimiter(client, keys("rate"), settings.rate_limit), Observations(client, keys))
 
 
 # ---- content of a campaign ------------------------------------------------------------------------
@@ -142,6 +145,7 @@ def start(campaign_id: int) -> None:
             session.commit()
             return
         dispatch(session, campaign_id)  # rows from before a pause or crash that no batch holds any more
+        began, fanning_out = time.monotonic(), not campaign.fanout_done
         while not campaign.fanout_done:
             if ledger.state_of(session, campaign_id) != "sending":
                 return  # paused or cancelled: resume starts the fan-out again from its cursor
@@ -149,7 +153,15 @@ def start(campaign_id: int) -> None:
             for batch in ledger.batches(campaign_id, ids, r.settings.batch_size):
                 send_batch.delay(batch.campaign_id, batch.first, batch.last)
             session.refresh(campaign)
+        if fanning_out:
+            _fanned_out(r, campaign_id, time.monotonic() - began)
         ledger.finish_if_done(session, campaign_id, clock.now())
+
+
+def _fanned_out(r: Resources, campaign_id: int, seconds: float) -> None:
+    r.observed.observe(FANOUT_SECONDS, seconds)
+    r.observed.flush()
+    delivery_log.fanout_done(campaign_id, seconds)
 
 
 def _event_ready(session: Session, campaign: Campaign, item: Item) -> bool:
@@ -194,7 +206,11 @@ def send_batch(campaign_id: int, first: int, last: int) -> None:
         token, rows = ledger.claim(session, ledger.Batch(campaign_id, first, last), clock.now(), lease,
                                       ledger.eligible(campaign))
         if rows:
+            began = time.monotonic()
             _send(session, r, campaign, editions, token, rows, lease)
+            r.observed.observe(BATCH_SECONDS, time.monotonic() - began)
+            r.observed.flush()
+            delivery_log.batch_done(campaign_id, first, last, len(rows), time.monotonic() - began)
         ledger.finish_if_done(session, campaign_id, clock.now())
 
 
@@ -202,12 +218,14 @@ def _send(session: Session, r: Resources, campaign: Campaign, editions: dict[str
           rows: list[ledger.Claimed], lease: timedelta) -> None:
     settings = r.settings
     streak = FailureStreak(r.redis, r.keys("campaign", campaign.id, "failures"))
+    dkim = signer_for(settings)  # its keys were read once, when the worker started
     checked = renewed = time.monotonic()
     with SmtpSender(parse_smtp_url(settings.smtp_url)) as smtp:
         for row in rows:
             if time.monotonic() - checked > CHECK_STATE_SECONDS:
                 checked = time.monotonic()
                 streak.flush()
+                r.observed.flush()
                 if ledger.state_of(session, campaign.id) != "sending":
                     ledger.release(session, token)
                     return
@@ -216,6 +234,7 @@ def _send(session: Session, r: Resources, campaign: Campaign, editions: dict[str
                 ledger.extend_lease(session, token, clock.now(), lease)
             if not row.mailable:  # unsubscribed, bounced or erased since the fan-out (or confirmed, for a confirmation)
                 ledger.mark_suppressed(session, row.delivery_id, token)
+                delivery_log.not_sent(campaign.id, row, "the person may no longer be mailed")
                 continue
             edition = editions[campaign.edition or row.language]
             links = r.signer.links(settings.base_url, row.subscriber_id, row.link_key, campaign.id,
@@ -223,13 +242,17 @@ def _send(session: Session, r: Resources, campaign: Campaign, editions: dict[str
             recipient = Recipient(email=row.email, name=row.name, timezone=row.timezone, links=links)
             try:
                 # The same Message-ID on a resend, so a client that got the first copy shows one.
-                message = edition.skeleton.build(recipient, message_id=delivery_message_id(campaign, row, edition.skeleton.domain),
-                                                  sent_at=clock.now())
+                message = dkim.signing(edition.skeleton.build(  # signed while the SMTP envelope's round trip waits
+                    recipient, message_id=delivery_message_id(campaign, row, edition.skeleton.domain), sent_at=clock.now()))
             except ValueError as error:  # an address whose domain has no A-label (IDNA 2008)
                 ledger.mark_failed(session, row.delivery_id, token, str(error).replace(row.email, "address"))
+                delivery_log.not_sent(campaign.id, row, "the address's domain has no ASCII form (IDNA 2008)")
                 continue
-            r.limiter.acquire()
+            r.observed.rate_limit_wait(r.limiter.acquire())
+            sending = time.perf_counter()
             outcome = smtp.send(settings.org_email, row.email, message)
+            r.observed.smtp_reply(outcome.code, time.perf_counter() - sending)
+            delivery_log.outcome(campaign.id, row, outcome)
             if outcome.status == "sent":
                 ledger.mark_sent(session, row.delivery_id, token, clock.now())
                 streak.success()
@@ -291,7 +314,7 @@ class FailureStreak:
         self.client.delete(self.key)
 
 
-@app.task(name="herald.sweep")
+@app.task(name=SWEEP)
 def sweep() -> None:
     """Start what is due, mark what was missed, requeue what a crash or a backoff left, finish what is done."""
     r = resources()

@@ -34,6 +34,7 @@ from worker.authoring.item_path import NoSuchItem, find_item
 from worker.campaigns import control, ledger
 from worker.campaigns.models import Campaign
 from worker.commands.previews import write_rendered
+from worker.delivery.dkim import signer_for, unusable_keys
 from worker.delivery.mime import Skeleton, message_id
 from worker.delivery.smtp import Outcome, SmtpSender
 from worker.events.event_calendar import preview_calendar
@@ -93,6 +94,8 @@ def send(
             item, segment_name, message_name = control.resolve(request, settings, session)
             if not dry_run:
                 control.check_mail_settings(settings)
+            elif unusable := unusable_keys(settings):  # its previews are signed as the real messages would be
+                raise ValueError(unusable)
         except ContentInvalid as error:
             _fail_content(error)
         except ValueError as error:
@@ -170,7 +173,7 @@ def _test_send(session: Session, settings: Settings, item: Item, message: str, e
     """One [TEST] copy per address, in its subscriber's edition if it is one, saying at its top that its links
     change nothing. A server no copy can go through stops it in one line naming HERALD_SMTP_URL; any copy not
     sent makes the exit code 1."""
-    renderer, signer = Renderer(settings), Signer.from_settings(settings)
+    renderer, signer, dkim = Renderer(settings), Signer.from_settings(settings), signer_for(settings)
     domain = settings.org_email.rpartition("@")[2]
     target = parse_smtp_url(settings.smtp_url)
     table = Table("address", "edition", "result")
@@ -187,8 +190,8 @@ def _test_send(session: Session, settings: Settings, item: Item, message: str, e
             recipient = Recipient(email=address, name=person.name if person else "",
                                   timezone=person.timezone if person else None,
                                   links=signer.test_links(settings.base_url, compiled.link_purposes))
-            outcome = smtp.send(settings.org_email, address,
-                                skeleton.build(recipient, message_id=message_id(domain), sent_at=clock.now()))
+            outcome = smtp.send(settings.org_email, address, dkim.sign(
+                skeleton.build(recipient, message_id=message_id(domain), sent_at=clock.now())))
             if outcome.at_connect:
                 if table.row_count:
                     console.print(table)

@@ -16,6 +16,7 @@ or when what it needs does not answer (worker/commands/startup.py).
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import select
 import signal
@@ -28,13 +29,16 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
+import redis
 import typer
 from rich.console import Console
 
+from foundation import logs
 from foundation.db import open_store
 from foundation.problems import display_path
 from foundation.settings import (
@@ -47,8 +51,11 @@ from foundation.settings import (
     unsafe_for_mail,
     unsafe_to_serve,
 )
+from worker.campaigns.installation import Keys
 from worker.commands import local_parts, startup
 from worker.commands.children import die_with_parent
+from worker.delivery.dkim import unusable_keys
+from worker.monitoring import health
 
 if TYPE_CHECKING:
     from celery.utils.dispatch import Signal
@@ -58,18 +65,21 @@ START_SECONDS = 90  # for worker, beat and web to be ready; a busy two-core mach
 console = Console()
 
 
-def run_worker(settings: Settings, concurrency: int | None, pool: str, ready_fd: int | None = None) -> None:
+def run_worker(settings: Settings, concurrency: int | None, pool: str, ready_fd: int | None = None,
+               name: str | None = None) -> None:
     """Once its database and Redis answer and that Redis is this installation's, on this installation's queue."""
     from celery import signals
 
     from worker.campaigns.celery_app import QUEUE, namespaced
 
     app = namespaced(startup.working_keys(settings))
+    _logs_as_set(settings)
     if ready_fd is not None:
         _tell_ready(signals.worker_ready, ready_fd)
-    argv = ["worker", "--loglevel=INFO", "-Q", QUEUE, f"--pool={pool}", "--without-gossip", "--without-mingle",
-            "--without-heartbeat"]
-    app.worker_main(argv + ([f"--concurrency={concurrency}"] if concurrency else []))
+    argv = [*_banner(settings), "worker", f"--loglevel={settings.log_level}", "-Q", QUEUE, f"--pool={pool}",
+            "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    argv += [f"--concurrency={concurrency}"] if concurrency else []
+    app.worker_main(argv + ([f"--hostname={name}"] if name else []))
 
 
 def run_beat(settings: Settings, ready_fd: int | None = None) -> None:
@@ -78,11 +88,63 @@ def run_beat(settings: Settings, ready_fd: int | None = None) -> None:
 
     from worker.campaigns.celery_app import namespaced
 
-    app = namespaced(startup.working_keys(settings))
+    keys = startup.working_keys(settings)
+    app = namespaced(keys)
+    _logs_as_set(settings)
+    _record_sweeps(settings, keys)
     if ready_fd is not None:
         _tell_ready(signals.beat_init, ready_fd)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app.start(["beat", "--loglevel=INFO", "-s", str(settings.data_dir / "celerybeat-schedule")])
+    app.start([*_banner(settings), "beat", f"--loglevel={settings.log_level}", "-s",
+               str(settings.data_dir / "celerybeat-schedule")])
+
+
+def _logs_as_set(settings: Settings) -> None:
+    """Logging as HERALD_LOG_FORMAT and HERALD_LOG_LEVEL say, once the start-up checks have passed (each refusal
+    stays one line) and before Celery starts (its warnings included); Celery leaves logging to Herald when a
+    receiver answers its setup_logging signal."""
+    from celery import signals
+
+    def configure(**_: object) -> None:
+        logs.configure(settings.log_format, settings.log_level)
+
+    configure()
+    signals.setup_logging.connect(configure, weak=False)
+
+
+def _banner(settings: Settings) -> list[str]:
+    """What Celery prints itself, outside logging (its start-up banner, "Warm shutdown"), is left out when every
+    line must be JSON; the shutdown becomes a log line."""
+    if settings.log_format != "json":
+        return []
+    from celery import signals
+    from celery.apps import worker
+
+    worker.install_worker_term_handler = partial(worker.install_worker_term_handler, verbose=False)
+
+    def shutting_down(sig: str = "", how: str = "", **_: object) -> None:
+        logging.getLogger(__name__).info("%s shutdown on %s", how.lower(), sig)
+
+    signals.worker_shutting_down.connect(shutting_down, weak=False)
+    return ["--quiet"]
+
+
+def _record_sweeps(settings: Settings, keys: Keys) -> None:
+    """Each time beat sends the sweep, the time, in Redis: the web's /readyz and /metrics say when beat is late."""
+    from celery import signals
+
+    from worker.campaigns.celery_app import SWEEP
+
+    client = health.redis_client(settings.redis_url)
+
+    def sent(sender: str | None = None, **_: object) -> None:
+        if sender == SWEEP:
+            try:
+                health.record_sweep(client, keys, time.time())
+            except redis.RedisError as error:
+                logging.getLogger(__name__).warning("when beat swept is not recorded: %s", error)
+
+    signals.after_task_publish.connect(sent, weak=False)
 
 
 # The web layer sits on top of both sides and nothing imports it: uvicorn loads it by this path, as any ASGI
@@ -95,7 +157,7 @@ def run_web(listener: socket.socket) -> None:
     loopback): Herald believes only HERALD_TRUSTED_PROXIES (web/visitor.py)."""
     import uvicorn
 
-    config = uvicorn.Config(WEB_APP, factory=True, log_level="info", access_log=False, proxy_headers=False)
+    config = uvicorn.Config(WEB_APP, factory=True, log_config=None, access_log=False, proxy_headers=False)
     uvicorn.Server(config).run(sockets=[listener])
 
 
@@ -112,7 +174,7 @@ def _tell_ready(ready: Signal, fd: int) -> None:
 def checked_settings(*, sends_mail: bool = False) -> Settings:
     """The settings, or one line on stderr and exit 1 when a long-running process must not start with them."""
     settings = load_settings()
-    reason = unsafe_to_serve(settings) or (unsafe_for_mail(settings) if sends_mail else None)
+    reason = unsafe_to_serve(settings) or (unsafe_for_mail(settings) or unusable_keys(settings) if sends_mail else None)
     if reason:
         typer.echo(reason, err=True)
         raise typer.Exit(1)
@@ -288,9 +350,10 @@ def register(app: typer.Typer) -> None:
         concurrency: Annotated[int | None, typer.Option(help="Processes (default: one per core).")] = None,
         pool: Annotated[str, typer.Option(help="Celery pool: prefork, threads or solo.")] = "prefork",
         ready_fd: Annotated[int | None, typer.Option(hidden=True)] = None,  # `herald up`'s pipe
+        name: Annotated[str | None, typer.Option(help="Node name, unique per worker (default: celery@host).")] = None,
     ) -> None:
         """Run a Celery worker that fans out campaigns and sends batches (scale by running more)."""
-        run_worker(checked_settings(sends_mail=True), concurrency, pool, ready_fd)
+        run_worker(checked_settings(sends_mail=True), concurrency, pool, ready_fd, name)
 
     @app.command("beat")
     def beat_command(ready_fd: Annotated[int | None, typer.Option(hidden=True)] = None) -> None:
@@ -308,6 +371,7 @@ def register(app: typer.Typer) -> None:
         settings = checked_settings()
         open_store(settings)  # one line when the store cannot be opened, before uvicorn's own logging starts
         startup.redis_answering(settings.redis_url).close()
+        logs.configure(settings.log_format, settings.log_level)
         listen_host, listen_port = settings.listen
         listener = socket.socket(fileno=fd) if fd is not None else local_parts.listening(host or listen_host,
                                                                                        port or listen_port)

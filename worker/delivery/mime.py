@@ -61,7 +61,7 @@ def _encoded_words(value: str, first: int) -> list[str]:
     return words
 
 
-def _fold(name: str, pieces: list[str]) -> str:
+def fold(name: str, pieces: list[str]) -> str:
     """Join `pieces` with spaces into a header, breaking the line before a piece that would pass LINE; only
     a piece longer than a line by itself (a long URL or address) passes it. Before the first piece the
     break comes right after the colon (legal FWS), and only when the piece then fits: a reader that
@@ -88,8 +88,8 @@ def header(name: str, value: str) -> str:
     first = LINE - len(name) - 2
     words = value.split(" ")
     if _plain(value) and all(words) and len(words[0]) <= first and all(len(word) < LINE for word in words):
-        return _fold(name, words)
-    return _fold(name, _encoded_words(value, min(WORD, first)))
+        return fold(name, words)
+    return fold(name, _encoded_words(value, min(WORD, first)))
 
 
 def _word(text: str) -> str | None:
@@ -123,7 +123,7 @@ def _phrase(display_name: str, first: int) -> list[str]:
 
 def address_header(name: str, display_name: str, address: str) -> str:
     """An address header (From, To) folded like every other: the display name's pieces, then `<address>`."""
-    return _fold(name, [*_phrase(display_name, min(WORD, LINE - len(name) - 2)), f"<{address}>"])
+    return fold(name, [*_phrase(display_name, min(WORD, LINE - len(name) - 2)), f"<{address}>"])
 
 
 def quoted_printable(text: str) -> bytes:
@@ -260,10 +260,10 @@ class Skeleton:
         token = secrets.token_hex(12)
         boundary = f"=_herald_{token}" if calendar is None else f"=_herald_a{token}"
         outer = f"=_herald_m{token}"
-        alternative = _fold("Content-Type", ["multipart/alternative;", f'boundary="{boundary}"'])
+        alternative = fold("Content-Type", ["multipart/alternative;", f'boundary="{boundary}"'])
         head = [header("Subject", subject_prefix + compiled.subject), f"List-Id: <{settings.list_id}>",
                 f"Feedback-ID: {feedback_id}:herald", "Auto-Submitted: auto-generated", "MIME-Version: 1.0",
-                alternative if calendar is None else _fold("Content-Type", ["multipart/mixed;", f'boundary="{outer}"'])]
+                alternative if calendar is None else fold("Content-Type", ["multipart/mixed;", f'boundary="{outer}"'])]
         separator = f"\r\n--{boundary}\r\n".encode()
         if calendar is None:
             frame = (separator + _part_head("plain"), separator + _part_head("html"), f"\r\n--{boundary}--\r\n".encode())
@@ -321,7 +321,7 @@ class Skeleton:
                  f"Message-ID: {message_id}"]
         unsubscribe = recipient.links.get("unsubscribe")
         if unsubscribe:
-            lines += [_fold("List-Unsubscribe", [f"<{unsubscribe}>,", self._mailto]),
+            lines += [fold("List-Unsubscribe", [f"<{unsubscribe}>,", self._mailto]),
                       "List-Unsubscribe-Post: List-Unsubscribe=One-Click"]
         head = [self._from, ("\r\n".join(lines) + "\r\n").encode(), self._head]
 

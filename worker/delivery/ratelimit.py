@@ -41,9 +41,11 @@ class RateLimiter:
         self.burst = burst if burst is not None else max(rate, 1.0)
         self._script = redis_client.register_script(_ACQUIRE)  # EVALSHA, loading the script again if Redis lost it
 
-    def acquire(self, n: int = 1) -> None:
+    def acquire(self, n: int = 1) -> float:
+        """The seconds this caller waited (for /metrics)."""
         if self.rate <= 0:
-            return
+            return 0.0
         wait = float(self._script(keys=[self.key], args=[self.rate, self.burst, n]))
         if wait > 0:
             time.sleep(wait)
+        return wait

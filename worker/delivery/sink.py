@@ -19,6 +19,7 @@ from datetime import datetime
 from email.parser import BytesHeaderParser
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -86,13 +87,15 @@ class OutboxSink:
 class _BoundController(Controller):
     """A Controller on a socket bound before it starts, so port 0 gets a free port with no race.
 
-    It offers SMTPUTF8 (RFC 6531), as a real server for Romanian addresses should; a test turns that off.
+    It offers SMTPUTF8 (RFC 6531), as a real server for Romanian addresses should; a test turns that off. `options`
+    are aiosmtpd's own (tls_context, authenticator, auth_required…): a sink that asks for STARTTLS and a login, as
+    a relay does, for `herald doctor`'s tests.
     """
 
-    def __init__(self, handler: OutboxSink, listener: socket.socket, smtputf8: bool) -> None:
+    def __init__(self, handler: OutboxSink, listener: socket.socket, smtputf8: bool, **options: Any) -> None:
         host, port = listener.getsockname()[:2]
         super().__init__(handler, hostname=host, port=port, server_hostname="herald-sink",
-                         data_size_limit=DATA_SIZE_LIMIT, enable_SMTPUTF8=smtputf8)
+                         data_size_limit=DATA_SIZE_LIMIT, enable_SMTPUTF8=smtputf8, **options)
         self._listener = listener
 
     def _create_server(self) -> Awaitable[asyncio.AbstractServer]:  # aiosmtpd's documented override point
@@ -118,12 +121,13 @@ def tcp_listener(host: str, port: int) -> socket.socket:
 class RunningSink:
     """An `OutboxSink` served on its own thread; `stop()` (or leaving the `with`) joins it."""
 
-    def __init__(self, handler: OutboxSink, host: str = "127.0.0.1", port: int = 0, *, smtputf8: bool = True) -> None:
+    def __init__(self, handler: OutboxSink, host: str = "127.0.0.1", port: int = 0, *, smtputf8: bool = True,
+                 **options: Any) -> None:
         self.handler = handler
         self.host = host
         listener = tcp_listener(host, port)
         self.port: int = listener.getsockname()[1]
-        self._controller = _BoundController(handler, listener, smtputf8)
+        self._controller = _BoundController(handler, listener, smtputf8, **options)
         try:
             self._controller.start()
         except BaseException:

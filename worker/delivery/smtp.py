@@ -31,6 +31,7 @@ import smtplib
 import socket
 import ssl
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal
@@ -210,8 +211,11 @@ class SmtpSender:
         self.timeout = timeout
         self._connection: smtplib.SMTP | None = None
 
-    def send(self, sender: str, recipient: str, message: bytes) -> Outcome:
-        """Send `message` (CRLF lines) to one recipient; never raises for anything the server or network does."""
+    def send(self, sender: str, recipient: str, message: bytes | Future[bytes]) -> Outcome:
+        """Send `message` (CRLF lines) to one recipient; never raises for anything the server or network does.
+
+        A message still being made (DKIM-signed on another thread, worker/delivery/dkim.py) is waited for only
+        once the server has accepted the envelope: the signature is made during that round trip."""
         try:
             sender, recipient = ascii_domain(sender), ascii_domain(recipient)
         except idna.IDNAError:
@@ -236,7 +240,7 @@ class SmtpSender:
                 self._expect(connection.rcpt(recipient), 250, 251)
                 stage = "DATA"
                 self._expect(connection.docmd("DATA"), 354)
-            connection.send(dot_stuffed(message) + b".\r\n")
+            connection.send(dot_stuffed(message if isinstance(message, bytes) else message.result()) + b".\r\n")
             code, text = connection.getreply()
             self._expect((code, text), 250)
             return Outcome("sent", code, _detail(stage, code, text))
@@ -260,6 +264,10 @@ class SmtpSender:
         except OSError as error:  # refused, timed out, cut, TLS failed; smtplib's own errors are OSErrors too
             self._drop()
             return Outcome("temporary", None, _detail(stage, None, f"{type(error).__name__}: {error}"))
+
+    def check(self) -> None:
+        """Connect, set up TLS and log in as the first send would (a readiness check); raises what that raises."""
+        self._connect()
 
     @staticmethod
     def _expect(reply: tuple[int, bytes], *accepted: int) -> None:
