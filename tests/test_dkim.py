@@ -32,14 +32,13 @@ from smtp_faults import ScriptedSink
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from tests.conftest import parse_eml
-
 from foundation.settings import PROJECT_ROOT, DkimKeyFile, load_settings
+from tests.conftest import parse_eml
+from worker.campaigns.models import Campaign
 from worker.cli import app
 from worker.delivery.dkim import signer_for
 from worker.delivery.dkim_keys import TXT_STRING, load_key
 from worker.delivery.mime import Skeleton, message_id
-from worker.campaigns.models import Campaign
 from worker.rendering.render import CONFIRMATION, EDITIONS, Renderer, sample_recipient
 
 DOMAIN = "herald.localhost"  # HERALD_ORG_EMAIL's domain by default

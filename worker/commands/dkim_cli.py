@@ -53,7 +53,7 @@ def keygen(
         _fail(f"{display_path(path)} exists already; a key in use must not be replaced. Choose a new selector "
               "(and --out), publish its record, then list it first in HERALD_DKIM_KEYS.")
     except OSError as error:
-        _fail(f"cannot write {display_path(path)}: {error.strerror}")
+        _fail(f"cannot write {display_path(path)}: {error.strerror}; create its folder, or name a writable file with --out")
     key = load_key(DkimKeyFile(domain, selector, path.resolve()))
     _say(f"Wrote the {algorithm} key for {domain}, selector {selector}, to {display_path(path)} (readable by you only).")
     _say(f"Publish this TXT record at {key.record_name} (one record; DNS joins its quoted strings):")
